@@ -1,0 +1,3 @@
+from ksi_multi.cli import main
+
+main()

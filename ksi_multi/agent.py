@@ -1,0 +1,105 @@
+"""The per-node agent: named phases run in order, teardown in reverse, on success, failure or signal."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ksi_multi.config import Config
+from ksi_multi.errors import KsiError, Terminated
+from ksi_multi.jobdir import JobDir
+from ksi_multi.slurm import SlurmContext
+from ksi_multi.status import StatusFile
+
+log = logging.getLogger("ksi_multi.agent")
+
+PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready", "wait")
+
+
+@dataclass
+class AgentContext:
+    config: Config
+    slurm: SlurmContext
+    job: JobDir
+    address: str
+    cleanup: contextlib.ExitStack
+    status: StatusFile | None = None
+    members: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)  # what this node tells the others at registration
+
+    def on_teardown(self, what: str, fn: Callable[[], Any]) -> None:
+        """Register a teardown step; steps run in reverse order and one failing does not stop the rest."""
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception as exc:  # teardown must go on
+                log.error("teardown: %s failed: %s", what, exc)
+        self.cleanup.callback(guarded)
+
+
+class Phase(Protocol):
+    name: str
+
+    def execute(self, ctx: AgentContext) -> None: ...
+
+
+def registry() -> dict[str, type]:
+    from ksi_multi.phases.doctor import DoctorPhase
+    from ksi_multi.phases.rendezvous import RendezvousPhase
+
+    return {p.name: p for p in (DoctorPhase, RendezvousPhase)}
+
+
+def plan(until: str | None) -> list[str]:
+    """The phases to run, checked before anything starts, so nothing is left half-started."""
+    if until is not None and until not in PHASES:
+        raise KsiError(f"unknown phase '{until}'", f"choose one of: {', '.join(PHASES)}")
+    wanted = list(PHASES[: PHASES.index(until) + 1]) if until else list(PHASES)
+    available = registry()
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        last = [p for p in PHASES if p in available][-1]
+        raise KsiError(f"phase '{missing[0]}' is not available in this version of ksi-multi",
+                       f"run with --until {last}")
+    return wanted
+
+
+def _raise_on_signal(signum: int, _frame: Any) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+def run(ctx: AgentContext, phases: list[str]) -> None:
+    available = registry()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _raise_on_signal)
+    current = None
+    try:
+        with ctx.cleanup:
+            for name in phases:
+                current = name
+                if ctx.status:
+                    ctx.status.update(phase=name)
+                log.info("phase %s: start", name)
+                started = time.monotonic()
+                available[name]().execute(ctx)
+                elapsed = time.monotonic() - started
+                log.info("phase %s: done in %.2f s", name, elapsed)
+                if ctx.status:
+                    ctx.status.timing(name, elapsed)
+            current = None
+            log.info("all phases done; tearing down")
+    except KsiError as exc:
+        if ctx.status:
+            state = "stopped" if isinstance(exc, Terminated) else "failed"
+            ctx.status.update(state=state, error=None if state == "stopped" else f"{current}: {exc.cause}")
+        raise
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+    if ctx.status:
+        ctx.status.update(state="stopped", phase=None)

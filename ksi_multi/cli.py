@@ -1,0 +1,199 @@
+"""Command-line entry point: every operational step is a subcommand a user can run alone."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ksi_multi import __version__
+from ksi_multi import config as configuration
+from ksi_multi.errors import KsiError
+
+log = logging.getLogger("ksi_multi")
+
+LOG_FORMAT = "%(asctime)s {who} %(levelname)s %(message)s"
+
+
+def setup_logging(level: str, who: str, file: Path | None = None) -> None:
+    fmt = logging.Formatter(LOG_FORMAT.format(who=who), "%H:%M:%S")
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(level.upper())
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if file is not None:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        handlers.append(logging.StreamHandler(os.fdopen(fd, "a", buffering=1)))
+    for h in handlers:
+        h.setFormatter(fmt)
+        root.addHandler(h)
+
+
+def friendly_errors(fn):
+    """Turn a KsiError into one clear message on stderr and its exit code."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KsiError as exc:
+            click.echo(f"ksi-multi: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+    return wrapper
+
+
+def config_options(fn):
+    """--config plus one flag per configuration key (flags win over KSI_* and the file)."""
+    for name, f in reversed(list(configuration.KEYS.items())):
+        fn = click.option(f"--{name.replace('_', '-')}", name, default=None, help=f.metadata["help"])(fn)
+    return click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                        help="YAML configuration file (default ~/.ksi-multi/config.yaml, or $KSI_CONFIG)")(fn)
+
+
+def load_config(kwargs: dict) -> configuration.Config:
+    flags = {k: kwargs.pop(k) for k in list(kwargs) if k in configuration.KEYS}
+    return configuration.load(kwargs.pop("config_file", None), flags=flags)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ksi-multi")
+def main() -> None:
+    """A multi-node Kubernetes cluster inside a Slurm job, without root."""
+
+
+@main.command()
+@click.option("--until", "until", default=None, metavar="PHASE",
+              help="stop after this phase: doctor, rendezvous, node, mesh, cluster, ready, wait")
+@config_options
+@friendly_errors
+def agent(until: str | None, **kwargs) -> None:
+    """Run this host's part of the job (started by srun, one per node)."""
+    from ksi_multi import agent as agent_mod
+    from ksi_multi import slurm
+    from ksi_multi.jobdir import JobDir
+    from ksi_multi.status import StatusFile
+
+    cfg = load_config(kwargs)
+    ctx_slurm = slurm.from_env()
+    phases = agent_mod.plan(until)
+    job = JobDir(cfg.jobs_path(), ctx_slurm.job_id)
+    job.create()
+    setup_logging(cfg.log_level, f"{ctx_slurm.hostname}[{ctx_slurm.rank}]", job.log_file(ctx_slurm.hostname))
+    if ctx_slurm.is_coordinator and not job.secret_file.exists():
+        job.prepare()
+    ctx = agent_mod.AgentContext(
+        config=cfg, slurm=ctx_slurm, job=job, address=slurm.host_address(ctx_slurm.hostname),
+        cleanup=contextlib.ExitStack(),
+        status=StatusFile(job.status_file, ctx_slurm.job_id) if ctx_slurm.is_coordinator else None)
+    log.info("agent %s: job %s, rank %d of %d, address %s, phases %s", __version__, ctx_slurm.job_id,
+             ctx_slurm.rank, ctx_slurm.node_count, ctx.address, " > ".join(phases))
+    try:
+        agent_mod.run(ctx, phases)
+    except KsiError as exc:
+        log.error("%s", exc)
+        raise
+
+
+@main.command()
+@click.option("--job", "job_id", default=None, help="job id (default: $SLURM_JOB_ID)")
+@config_options
+@friendly_errors
+def prepare(job_id: str | None, **kwargs) -> None:
+    """Create the job directory and a fresh per-job secret (the batch script runs this once)."""
+    from ksi_multi.jobdir import JobDir
+
+    cfg = load_config(kwargs)
+    job_id = job_id or os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        raise KsiError("no job id: pass --job or run inside a Slurm job")
+    job = JobDir(cfg.jobs_path(), job_id)
+    job.prepare()
+    click.echo(str(job.path))
+
+
+@main.command()
+@click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
+@click.option("--json", "as_json", is_flag=True, help="print status.json as it is (a stable contract)")
+@config_options
+@friendly_errors
+def status(job_id: str | None, as_json: bool, **kwargs) -> None:
+    """Show a job's state, nodes, timings and kubeconfig path."""
+    from ksi_multi import status as status_mod
+
+    cfg = load_config(kwargs)
+    data = status_mod.read(status_mod.find_job(cfg.jobs_path(), job_id))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        for line in status_mod.render(data):
+            click.echo(line)
+
+
+@main.command()
+@config_options
+@friendly_errors
+def doctor(**kwargs) -> None:
+    """Check this host's prerequisites and explain how to fix what is missing."""
+    from ksi_multi import doctor as doctor_mod
+    from ksi_multi import slurm
+
+    cfg = load_config(kwargs)
+    try:
+        address = slurm.host_address()
+    except KsiError:
+        address = "0.0.0.0"
+    results = doctor_mod.diagnose(cfg, address)
+    doctor_mod.table(results, click.echo)
+    failed = doctor_mod.failures(results)
+    if failed:
+        raise KsiError(f"{len(failed)} prerequisite(s) missing: {', '.join(r.name for r in failed)}",
+                       "see the fixes above")
+    click.echo("all prerequisites met")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("-N", "--nodes", type=click.IntRange(1), required=True, help="number of nodes")
+@click.option("-t", "--time", "time_limit", default=None, help="Slurm time limit, e.g. 2:00:00")
+@click.option("-p", "--partition", default=None, help="Slurm partition")
+@click.option("-A", "--account", default=None, help="Slurm account")
+@click.option("--until", default=None, metavar="PHASE", help="stop the agents after this phase")
+@config_options
+@friendly_errors
+def submit(nodes: int, time_limit: str | None, partition: str | None, account: str | None,
+           until: str | None, **kwargs) -> None:
+    """Submit the ksi-multi batch job and say where its kubeconfig will appear."""
+    from ksi_multi import submit as submit_mod
+
+    cfg = load_config(kwargs)
+    job_id = submit_mod.submit(cfg, nodes=nodes, time_limit=time_limit, partition=partition,
+                               account=account, until=until)
+    job_dir = cfg.jobs_path() / job_id
+    click.echo(f"submitted job {job_id} on {nodes} node(s)")
+    click.echo(f"  status:     ksi-multi status --job {job_id}")
+    click.echo(f"  kubeconfig: {job_dir / 'kubeconfig'} (once ready)")
+    click.echo(f"  logs:       {job_dir}/")
+
+
+@main.command()
+@click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
+@config_options
+@friendly_errors
+def down(job_id: str | None, **kwargs) -> None:
+    """Cancel a job: its agents tear every node down."""
+    from ksi_multi import status as status_mod
+    from ksi_multi.run import run
+
+    cfg = load_config(kwargs)
+    job = status_mod.find_job(cfg.jobs_path(), job_id)
+    run(["scancel", job.job_id], timeout=30, fix="is Slurm reachable from here (squeue works)?")
+    click.echo(f"cancelled job {job.job_id}")
+
+
+from ksi_multi.sandbox.cli import sandbox  # noqa: E402
+
+main.add_command(sandbox)

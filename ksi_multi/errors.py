@@ -1,0 +1,32 @@
+"""Errors a user can act on: each names the cause and, where one exists, the fix."""
+
+from __future__ import annotations
+
+
+class KsiError(Exception):
+    """A failure with a one-line cause and an optional one-line fix."""
+
+    exit_code = 1
+
+    def __init__(self, cause: str, fix: str | None = None) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return self.cause if not self.fix else f"{self.cause}\n  fix: {self.fix}"
+
+
+class ConfigError(KsiError):
+    """Bad configuration: exit code 2, like a usage error."""
+
+    exit_code = 2
+
+
+class Terminated(KsiError):
+    """The process was asked to stop (SIGTERM/SIGINT: scancel, time limit, Ctrl-C)."""
+
+    exit_code = 143
+
+    def __init__(self, signame: str) -> None:
+        super().__init__(f"stopped by {signame}")

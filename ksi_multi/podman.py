@@ -1,0 +1,51 @@
+"""Rootless podman confined to one node-local directory: storage, runtime state, its pause process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from ksi_multi.run import CommandError, run
+
+
+class PodmanHome:
+    """Everything podman keeps for one job lives under `base` (node-local scratch), never in $HOME."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def env(self) -> dict[str, str]:
+        self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        storage = self.base / "storage.conf"
+        if not storage.exists():
+            storage.write_text("[storage]\ndriver = \"overlay\"\n"
+                               f"graphroot = \"{self.base / 'storage'}\"\nrunroot = \"{self.base / 'run'}\"\n")
+        runtime = self.base / "xdg-run"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        return {"CONTAINERS_STORAGE_CONF": str(storage), "XDG_RUNTIME_DIR": str(runtime),
+                "XDG_CONFIG_HOME": str(self.base / "config"), "XDG_DATA_HOME": str(self.base / "data"),
+                "TMPDIR": str(self.base)}
+
+    def podman(self, *args: str, timeout: float = 120, **kwargs):
+        return run(["podman", *args], timeout=timeout, extra_env=self.env(), **kwargs)
+
+    def stop_pause_process(self) -> None:
+        """Rootless podman keeps a pause process holding its user namespace; end it with the job."""
+        pid_file = self.base / "xdg-run" / "libpod" / "tmp" / "pause.pid"
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pass
+
+    def remove(self) -> None:
+        """Stop the pause process and delete the directory (files owned by sub-ids go via podman unshare)."""
+        if not self.base.exists():
+            return
+        try:
+            run(["podman", "unshare", "rm", "-rf", str(self.base / "storage")], timeout=300, extra_env=self.env())
+        except CommandError:
+            pass
+        self.stop_pause_process()
+        shutil.rmtree(self.base, ignore_errors=True)

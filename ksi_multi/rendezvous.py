@@ -1,0 +1,274 @@
+"""Rank-0 rendezvous: an authenticated HTTP meeting point where every agent registers.
+
+Requests and responses carry an HMAC-SHA256 signature made with the per-job secret
+(0600 in the job directory on the shared filesystem), so the secret itself never crosses
+the network and an agent knows the answers come from its own job's coordinator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ksi_multi.errors import KsiError
+
+log = logging.getLogger(__name__)
+
+AUTH_HEADER = "X-Ksi-Auth"
+CLOCK_SKEW = 300  # seconds a signature stays valid
+MAX_BODY = 1 << 20
+
+
+def sign(secret: str, method: str, path: str, body: bytes, ts: int | None = None) -> str:
+    ts = int(time.time()) if ts is None else ts
+    mac = hmac.new(secret.encode(), f"{ts}\n{method}\n{path}\n".encode() + body, hashlib.sha256)
+    return f"{ts}:{mac.hexdigest()}"
+
+
+def verify(secret: str, header: str | None, method: str, path: str, body: bytes, now: float | None = None) -> bool:
+    if not header or ":" not in header:
+        return False
+    ts_text, _, _ = header.partition(":")
+    try:
+        ts = int(ts_text)
+    except ValueError:
+        return False
+    now = time.time() if now is None else now
+    if abs(now - ts) > CLOCK_SKEW:
+        return False
+    return hmac.compare_digest(sign(secret, method, path, body, ts), header)
+
+
+class Rendezvous:
+    """Membership state: who is expected (host name per rank), who registered, who has seen the result."""
+
+    def __init__(self, expected: Sequence[str]) -> None:
+        self.expected = list(expected)
+        self.members: dict[int, dict[str, Any]] = {}
+        self.acknowledged: set[int] = set()
+        self.closed: str | None = None
+        self.changed = threading.Condition()
+        self.on_change: Callable[[], None] | None = None
+
+    def _complete(self) -> bool:
+        return len(self.members) == len(self.expected)
+
+    def register(self, body: Any) -> tuple[int, dict[str, Any]]:
+        problem = _check_member(body, len(self.expected))
+        if problem:
+            return 400, {"error": problem}
+        rank, host = body["rank"], body["hostname"]
+        with self.changed:
+            if self.closed:
+                return 410, {"error": f"the rendezvous is closed: {self.closed}"}
+            if self.expected[rank] != host:
+                return 409, {"error": f"rank {rank} belongs to {self.expected[rank]}, not {host}"}
+            self.members[rank] = {"rank": rank, "hostname": host, "address": body["address"],
+                                  "info": dict(body.get("info") or {})}
+            self.changed.notify_all()
+        if self.on_change:
+            self.on_change()
+        return 200, {"registered": rank, "count": len(self.members), "expected": len(self.expected)}
+
+    def membership(self, rank: int | None) -> tuple[int, dict[str, Any]]:
+        with self.changed:
+            if self.closed:
+                return 410, {"error": f"the rendezvous is closed: {self.closed}"}
+            complete = self._complete()
+            if complete and rank is not None and rank in self.members:
+                self.acknowledged.add(rank)
+                self.changed.notify_all()
+            return 200, {"complete": complete, "expected": len(self.expected),
+                         "members": [self.members[r] for r in sorted(self.members)]}
+
+    def missing(self) -> list[tuple[int, str]]:
+        with self.changed:
+            return [(r, h) for r, h in enumerate(self.expected) if r not in self.members]
+
+    def unacknowledged(self) -> list[tuple[int, str]]:
+        with self.changed:
+            return [(r, h) for r, h in enumerate(self.expected) if r not in self.acknowledged]
+
+    def wait(self, timeout: float, coordinator_rank: int = 0) -> bool:
+        """Block until everyone registered and every other rank has fetched the full membership."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            self.acknowledged.add(coordinator_rank)
+            while not (self._complete() and len(self.acknowledged) == len(self.expected)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(min(left, 1.0))
+            return True
+
+    def close(self, reason: str) -> None:
+        with self.changed:
+            self.closed = reason
+            self.changed.notify_all()
+
+
+def _check_member(body: Any, size: int) -> str | None:
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    rank, host, address = body.get("rank"), body.get("hostname"), body.get("address")
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < size:
+        return f"rank must be a whole number from 0 to {size - 1}"
+    if not isinstance(host, str) or not host:
+        return "hostname must be a non-empty string"
+    try:
+        ipaddress.ip_address(address)
+    except (TypeError, ValueError):
+        return "address must be an IP address"
+    if not isinstance(body.get("info", {}), dict):
+        return "info must be an object"
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: RendezvousServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("rendezvous %s: " + fmt, self.client_address[0], *args)
+
+    def _reply(self, status: int, data: dict[str, Any]) -> None:
+        body = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header(AUTH_HEADER, sign(self.server.secret, "REPLY", self.path, body))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _authorised(self, body: bytes) -> bool:
+        if verify(self.server.secret, self.headers.get(AUTH_HEADER), self.command, self.path, body):
+            return True
+        log.warning("rendezvous: rejected a request from %s with a missing or wrong signature", self.client_address[0])
+        self._reply(401, {"error": "missing or wrong job signature"})
+        return False
+
+    def do_GET(self) -> None:  # noqa: N802
+        if not self._authorised(b""):
+            return
+        path, _, query = self.path.partition("?")
+        if path != "/v1/members":
+            self._reply(404, {"error": f"no such endpoint {path}"})
+            return
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        rank = int(params["rank"]) if params.get("rank", "").isdigit() else None
+        self._reply(*self.server.state.membership(rank))
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._reply(413, {"error": "body too large"})
+            return
+        body = self.rfile.read(length)
+        if not self._authorised(body):
+            return
+        if self.path != "/v1/register":
+            self._reply(404, {"error": f"no such endpoint {self.path}"})
+            return
+        try:
+            data = json.loads(body or b"null")
+        except json.JSONDecodeError:
+            self._reply(400, {"error": "body is not JSON"})
+            return
+        self._reply(*self.server.state.register(data))
+
+
+class RendezvousServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: str, port: int, secret: str, state: Rendezvous) -> None:
+        self.secret = secret
+        self.state = state
+        try:
+            super().__init__((address, port), _Handler)
+        except OSError as exc:
+            raise KsiError(f"cannot listen for the rendezvous on {address}:{port}: {exc.strerror}",
+                           "choose another rendezvous_port, or 0 to pick a free one") from None
+        self._thread = threading.Thread(target=self.serve_forever, name="rendezvous", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def start(self) -> RendezvousServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class RendezvousError(KsiError):
+    pass
+
+
+class RendezvousClient:
+    def __init__(self, address: str, port: int, secret: str, request_timeout: float = 10) -> None:
+        self.base = f"http://{address}:{port}"
+        self.where = f"{address}:{port}"
+        self.secret = secret
+        self.request_timeout = request_timeout
+
+    def request(self, method: str, path: str, data: Any = None) -> tuple[int, dict[str, Any]]:
+        """One signed request; returns (status, body). Raises OSError when the server is unreachable."""
+        body = b"" if data is None else json.dumps(data).encode()
+        req = urllib.request.Request(self.base + path, data=body if method == "POST" else None, method=method)
+        req.add_header(AUTH_HEADER, sign(self.secret, method, path, body))
+        if method == "POST":
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=self.request_timeout) as resp:
+                status, raw, header = resp.status, resp.read(), resp.headers.get(AUTH_HEADER)
+        except urllib.error.HTTPError as err:
+            status, raw, header = err.code, err.read(), err.headers.get(AUTH_HEADER)
+        if not verify(self.secret, header, "REPLY", path, raw):
+            raise RendezvousError(f"the rendezvous at {self.where} answered without this job's signature",
+                                  "another process answers on that port; start the job again")
+        return status, json.loads(raw or b"{}")
+
+    def _until(self, deadline: float, attempt: Callable[[], Any]) -> Any:
+        last = "no answer"
+        while True:
+            try:
+                result = attempt()
+                if result is not None:
+                    return result
+                last = "membership incomplete"
+            except OSError as exc:
+                last = str(getattr(exc, "reason", None) or exc)
+            if time.monotonic() >= deadline:
+                raise RendezvousError(f"no answer from the rendezvous at {self.where} ({last})")
+            time.sleep(0.25)
+
+    def register(self, member: dict[str, Any], deadline: float) -> None:
+        def attempt():
+            status, body = self.request("POST", "/v1/register", member)
+            if status != 200:
+                raise RendezvousError(f"rendezvous at {self.where} refused registration: {body.get('error')}")
+            return body
+
+        self._until(deadline, attempt)
+
+    def wait_members(self, rank: int, deadline: float) -> list[dict[str, Any]]:
+        def attempt():
+            status, body = self.request("GET", f"/v1/members?rank={rank}")
+            if status != 200:
+                raise RendezvousError(f"rendezvous at {self.where}: {body.get('error')}")
+            return body["members"] if body["complete"] else None
+
+        return self._until(deadline, attempt)

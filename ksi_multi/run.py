@@ -1,0 +1,83 @@
+"""The one place where external commands run: timeouts, logging, secret redaction, error text."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+
+from ksi_multi.errors import KsiError
+
+log = logging.getLogger(__name__)
+
+_STDERR_TAIL_LINES = 8
+
+
+class CommandError(KsiError):
+    """An external command failed or timed out."""
+
+    def __init__(self, cause: str, fix: str | None = None, *, returncode: int | None = None,
+                 stdout: str = "", stderr: str = "") -> None:
+        super().__init__(cause, fix)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def render(cmd: Sequence[str], secrets: Iterable[str] = ()) -> str:
+    return redact(shlex.join(cmd), secrets)
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    timeout: float = 120,
+    check: bool = True,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    capture: bool = True,
+    secrets: Iterable[str] = (),
+    fix: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command and return its result; raise CommandError with a readable cause on failure.
+
+    `secrets` are replaced by <redacted> in every log line and error message.
+    `fix` is the hint shown to the user when the command fails.
+    """
+    secrets = tuple(secrets)
+    shown = render(cmd, secrets)
+    full_env = dict(os.environ if env is None else env)
+    if extra_env:
+        full_env.update(extra_env)
+    log.debug("run: %s", shown)
+    try:
+        proc = subprocess.run(
+            list(cmd), input=input, env=full_env, cwd=cwd, timeout=timeout, text=True,
+            stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None,
+        )
+    except FileNotFoundError:
+        raise CommandError(f"command not found: {cmd[0]}", fix or f"install {cmd[0]} or put it on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise CommandError(f"`{shown}` did not finish within {timeout:g} s", fix) from None
+    if check and proc.returncode != 0:
+        tail = "\n".join(redact(proc.stderr or proc.stdout or "", secrets).strip().splitlines()[-_STDERR_TAIL_LINES:])
+        detail = f": {tail}" if tail else ""
+        raise CommandError(f"`{shown}` failed with exit code {proc.returncode}{detail}", fix,
+                           returncode=proc.returncode, stdout=proc.stdout or "", stderr=proc.stderr or "")
+    return proc
+
+
+def output(cmd: Sequence[str], **kwargs) -> str:
+    """Run a command and return its stripped standard output."""
+    return run(cmd, **kwargs).stdout.strip()

@@ -1,0 +1,236 @@
+"""Bring the virtual HPC cluster up and down, and run commands on its hosts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import psutil
+
+import ksi_multi
+from ksi_multi.errors import KsiError
+from ksi_multi.run import run
+from ksi_multi.sandbox import cgroups, network, rootfs
+from ksi_multi.sandbox.plan import UID, USER, Host, SandboxPlan, hosts_file, slurm_conf
+
+log = logging.getLogger(__name__)
+
+STATE_ROOT = Path("/var/lib/ksi-multi/sandbox")
+CACHE_ROOT = Path(os.environ.get("KSI_SANDBOX_CACHE", "/var/cache/ksi-multi/sandbox"))
+HERE = Path(__file__).parent
+REPO = Path(ksi_multi.__file__).resolve().parent.parent
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+WRAPPER = """#!/bin/sh
+# ksi-multi from the checkout that started this sandbox.
+export PYTHONPATH="{repo}${{PYTHONPATH:+:$PYTHONPATH}}" PYTHONDONTWRITEBYTECODE=1
+exec python3 -m ksi_multi "$@"
+"""
+
+
+def require_root(action: str) -> None:
+    if os.geteuid() != 0:
+        raise KsiError(f"`ksi-multi sandbox {action}` needs root: it creates namespaces, mounts and cgroups",
+                       f"run it as root, e.g. sudo ksi-multi sandbox {action}")
+
+
+class Sandbox:
+    def __init__(self, name: str = "ksi", state_root: Path = STATE_ROOT) -> None:
+        self.name = name
+        self.dir = state_root / name
+        self.state_file = self.dir / "state.json"
+
+    # ---- state ----
+    def state(self) -> dict | None:
+        try:
+            return json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return None
+
+    def plan(self) -> SandboxPlan:
+        state = self.state()
+        if state is None:
+            raise KsiError(f"sandbox '{self.name}' is not up", "start it: sudo ksi-multi sandbox up -N 4")
+        return SandboxPlan(**state["plan"])
+
+    def pid1(self, host: str) -> int:
+        """PID (in the machine's namespace) of the host's init (tini)."""
+        state = self.state() or {}
+        outer = state.get("hosts", {}).get(host)
+        if outer is None:
+            self.plan().host(host)  # raises with the list of hosts
+        try:
+            children = psutil.Process(outer).children()
+        except psutil.NoSuchProcess:
+            children = []
+        if not children:
+            raise KsiError(f"sandbox host {host} is not running", "sudo ksi-multi sandbox down; then up again")
+        return children[0].pid
+
+    def alive(self) -> bool:
+        state = self.state()
+        return bool(state) and all(psutil.pid_exists(p) for p in state["hosts"].values())
+
+    # ---- up ----
+    def up(self, plan: SandboxPlan, echo=print) -> float:
+        require_root("up")
+        cgroups.require_v1()
+        if self.alive():
+            raise KsiError(f"sandbox '{self.name}' is already up ({self.plan().nodes} nodes)",
+                           "use it (ksi-multi sandbox status), or take it down first: sudo ksi-multi sandbox down")
+        if self.dir.exists() or network.namespaces(self.name):
+            echo(f"removing the remains of an earlier sandbox '{self.name}' ...")
+            self.down(echo=lambda _msg: None)
+        started = time.monotonic()
+        root = rootfs.ensure(CACHE_ROOT, echo=echo)
+        try:
+            self._up(plan, root, echo)
+        except BaseException:
+            echo("sandbox up failed; removing what was started ...")
+            self.down(echo=lambda _msg: None)
+            raise
+        elapsed = time.monotonic() - started
+        echo(f"sandbox '{self.name}' up in {elapsed:.1f} s: login + {plan.nodes} nodes ({plan.nodelist}), "
+             f"user {USER}")
+        return elapsed
+
+    def _write_config(self, plan: SandboxPlan) -> Path:
+        cfg = self.dir / "config"
+        cfg.mkdir(parents=True)
+        (cfg / "hosts").write_text(hosts_file(plan))
+        (cfg / "slurm.conf").write_text(slurm_conf(plan))
+        (cfg / "user").write_text(USER + "\n")
+        (cfg / "ksi-multi").write_text(WRAPPER.format(repo=REPO))
+        shutil.copy(HERE / "services.sh", cfg / "services.sh")
+        for h in plan.hosts:
+            (cfg / f"role.{h.name}").write_text(h.role + "\n")
+        key = cfg / "munge.key"
+        key.write_bytes(secrets.token_bytes(1024))
+        key.chmod(0o400)
+        return cfg
+
+    def _up(self, plan: SandboxPlan, root: Path, echo) -> None:
+        self.dir.mkdir(parents=True, mode=0o700)
+        cfg = self._write_config(plan)
+        home = self.dir / "home"
+        (home / USER).mkdir(parents=True)
+        os.chown(home / USER, UID, UID)
+        (home / USER).chmod(0o700)
+        network.create(plan)
+        hosts = {}
+        for h in plan.hosts:
+            hosts[h.name] = self._start_host(plan, h, root, cfg, home)
+        state = {"plan": asdict(plan), "repo": str(REPO), "rootfs": str(root), "hosts": hosts,
+                 "created": time.time()}
+        from ksi_multi.jobdir import write_json
+
+        write_json(self.state_file, state)
+        self._wait_ready(plan)
+        self._wait_slurm(plan)
+
+    def _start_host(self, plan: SandboxPlan, host: Host, root: Path, cfg: Path, home: Path) -> int:
+        hdir = self.dir / "hosts" / host.name
+        for sub in ("upper", "work", "root", "tmp"):
+            (hdir / sub).mkdir(parents=True)
+        (hdir / "tmp").chmod(0o1777)
+        cgroups.create(self.name, host.name)
+        env = {"PATH": HOST_PATH, "ROOTFS": str(root), "STATE": str(hdir), "CONFIG": str(cfg),
+               "HOME_DIR": str(home), "REPO": str(REPO), "HOST_NAME": host.name}
+        cmd = ["nsenter", f"--net={network.NETNS_DIR / plan.netns(host)}", "--",
+               "unshare", "--mount", "--uts", "--ipc", "--pid", "--cgroup", "--fork", "--kill-child", "--",
+               "bash", str(HERE / "hostinit.sh")]
+        console = open(hdir / "console.log", "ab")
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=console,
+                                start_new_session=True, preexec_fn=lambda: cgroups.join(self.name, host.name))
+        console.close()
+        return proc.pid
+
+    def _wait_ready(self, plan: SandboxPlan, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        for h in plan.hosts:
+            while True:
+                try:
+                    if Path(f"/proc/{self.pid1(h.name)}/root/run/ksi-sandbox.ready").exists():
+                        break
+                except KsiError:
+                    pass
+                if time.monotonic() > deadline:
+                    console = (self.dir / "hosts" / h.name / "console.log").read_text()[-800:]
+                    raise KsiError(f"sandbox host {h.name} did not start within {timeout:g} s: {console}")
+                time.sleep(0.05)
+
+    def _wait_slurm(self, plan: SandboxPlan, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = self.exec("login", ["sinfo", "--noheader", "--Node", "--format=%N %T"], root=True,
+                             capture=True, check=False)
+            states = dict(line.split() for line in proc.stdout.splitlines() if len(line.split()) == 2)
+            if len(states) == plan.nodes and all(s == "idle" for s in states.values()):
+                return
+            if time.monotonic() > deadline:
+                raise KsiError(f"Slurm nodes not idle within {timeout:g} s: {states or proc.stderr.strip()}",
+                               f"see {self.dir}/hosts/*/upper/var/log/slurm/")
+            time.sleep(0.2)
+
+    # ---- commands on hosts ----
+    def command(self, host: str, cmd: list[str] | str, root: bool = False) -> list[str]:
+        """The command line that runs `cmd` through a login shell on a sandbox host.
+
+        A list is quoted word by word; a string is shell text (as ssh passes it); empty: a login shell.
+        """
+        pid = self.pid1(host)
+        enter = ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w"]
+        script = (shlex.join(cmd) if isinstance(cmd, list) else cmd) or "exec bash -l"
+        if root:
+            return [*enter, "env", "-i", f"PATH={HOST_PATH}", "HOME=/root", "USER=root",
+                    f"TERM={os.environ.get('TERM', 'dumb')}", "bash", "-lc", script]
+        return [*enter, "setpriv", f"--reuid={UID}", f"--regid={UID}", "--init-groups", "--reset-env",
+                "bash", "-lc", f"cd ~ && {script}"]
+
+    def exec(self, host: str, cmd: list[str] | str, root: bool = False, capture: bool = False, check: bool = False,
+             timeout: float | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command(host, cmd, root), text=True, capture_output=capture, check=check,
+                              timeout=timeout, input=input,
+                              preexec_fn=lambda: cgroups.join(self.name, host))
+
+    # ---- down ----
+    def down(self, echo=print) -> None:
+        require_root("down")
+        leftovers = self.dir.exists() or network.namespaces(self.name) or cgroups.pids(self.name)
+        if not leftovers:
+            echo(f"sandbox '{self.name}' is not up; nothing to do")
+            return
+        started = time.monotonic()
+        for outer in (self.state() or {}).get("hosts", {}).values():
+            try:
+                os.kill(outer, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        cgroups.kill_all(self.name)
+        cgroups.remove(self.name)
+        network.delete(self.name)
+        if self.dir.exists():
+            run(["rm", "-rf", "--one-file-system", str(self.dir)], timeout=300)
+        echo(f"sandbox '{self.name}' down in {time.monotonic() - started:.1f} s; nothing left")
+
+    def leftovers(self) -> list[str]:
+        """Anything of this sandbox still on the machine (empty after a clean down)."""
+        found = []
+        if self.dir.exists():
+            found.append(f"state directory {self.dir}")
+        found += [f"network namespace {ns}" for ns in network.namespaces(self.name)]
+        found += [f"process {p}" for p in cgroups.pids(self.name)]
+        found += [f"cgroup {h}/ksi-sandbox/{self.name}" for h in cgroups.HIERARCHIES
+                  if (cgroups.ROOT / h / cgroups.base(self.name)).exists()]
+        mounts = Path("/proc/self/mountinfo").read_text()
+        if str(self.dir) in mounts:
+            found.append(f"mounts under {self.dir}")
+        return found

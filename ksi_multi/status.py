@@ -1,0 +1,86 @@
+"""status.json: the job's state as a stable contract for people and scripts.
+
+{"job_id", "state": starting|ready|failed|stopped, "phase", "error",
+ "nodes": [{"name", "host", "rank", "mesh_ip", "ready"}], "kubeconfig", "timings": {phase: seconds}, "updated"}
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ksi_multi.errors import KsiError
+from ksi_multi.jobdir import JobDir, write_json
+
+STATES = ("starting", "ready", "failed", "stopped")
+
+
+class StatusFile:
+    """Kept by rank 0; every change is written atomically."""
+
+    def __init__(self, path: Path, job_id: str) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.data: dict[str, Any] = {"job_id": job_id, "state": "starting", "phase": None, "error": None,
+                                     "nodes": [], "kubeconfig": None, "timings": {}, "updated": None}
+
+    def update(self, **changes: Any) -> None:
+        with self.lock:
+            if "state" in changes and changes["state"] not in STATES:
+                raise ValueError(f"unknown state {changes['state']}")
+            self.data.update(changes)
+            self.data["updated"] = time.time()
+            write_json(self.path, self.data)
+
+    def set_members(self, members: list[dict[str, Any]]) -> None:
+        known = {n["rank"]: n for n in self.data["nodes"]}
+        nodes = []
+        for m in members:
+            node = known.get(m["rank"], {"mesh_ip": None, "ready": False})
+            node.update({"name": m["hostname"], "host": m["address"], "rank": m["rank"]})
+            nodes.append(node)
+        self.update(nodes=nodes)
+
+    def timing(self, phase: str, seconds: float) -> None:
+        self.update(timings={**self.data["timings"], phase: round(seconds, 3)})
+
+
+def find_job(jobs_dir: Path, job_id: str | None) -> JobDir:
+    """The job named, or the most recently started one."""
+    if job_id:
+        job = JobDir(jobs_dir, job_id)
+        if not job.path.is_dir():
+            raise KsiError(f"no job directory for job {job_id} in {jobs_dir}",
+                           "check the job id (squeue --me) or jobs_dir")
+        return job
+    dirs = [p for p in jobs_dir.glob("*") if p.is_dir() and p.name.isdigit()] if jobs_dir.is_dir() else []
+    if not dirs:
+        raise KsiError(f"no ksi-multi jobs in {jobs_dir}", "submit one: ksi-multi submit -N 2")
+    latest = max(dirs, key=lambda p: int(p.name))
+    return JobDir(jobs_dir, latest.name)
+
+
+def read(job: JobDir) -> dict[str, Any]:
+    data = job.read_json(job.status_file)
+    if data is None:
+        raise KsiError(f"job {job.job_id} has no status yet ({job.status_file})",
+                       "the job may still be pending or starting: squeue --me")
+    return data
+
+
+def render(data: dict[str, Any]) -> list[str]:
+    lines = [f"job {data['job_id']}: {data['state']}" + (f" (phase {data['phase']})" if data.get("phase") else "")]
+    if data.get("error"):
+        lines.append(f"error: {data['error']}")
+    if data["nodes"]:
+        lines.append(f"{'RANK':<5} {'NAME':<16} {'HOST':<16} {'MESH IP':<16} READY")
+        for n in data["nodes"]:
+            lines.append(f"{n['rank']:<5} {n['name']:<16} {n['host']:<16} {n.get('mesh_ip') or '-':<16} "
+                         f"{'yes' if n.get('ready') else 'no'}")
+    if data.get("kubeconfig"):
+        lines.append(f"kubeconfig: {data['kubeconfig']}")
+    if data["timings"]:
+        lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in data["timings"].items()))
+    return lines
