@@ -1,0 +1,21 @@
+from ksi_multi import config, submit
+
+
+def test_sbatch_command_passes_non_default_settings_to_the_agents(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = config.load(env={"KSI_NET_BACKEND": "slirp4netns", "KSI_RENDEZVOUS_TIMEOUT": "60"})
+    cmd = submit.sbatch_command(cfg, nodes=4, time_limit="1:00:00", partition="gpu", until="rendezvous")
+    assert cmd[:3] == ["sbatch", "--parsable", "--nodes=4"]
+    assert f"--output={tmp_path}/.ksi-multi/jobs/slurm-%j.out" in cmd
+    assert "--time=1:00:00" in cmd and "--partition=gpu" in cmd
+    script = cmd.index(str(submit.BATCH_SCRIPT))
+    args = cmd[script + 1:]
+    assert args == ["--net-backend", "slirp4netns", "--rendezvous-timeout", "60.0", "--until", "rendezvous"]
+
+
+def test_batch_script_is_a_real_slurm_script():
+    text = submit.BATCH_SCRIPT.read_text()
+    assert text.startswith("#!/bin/bash\n")
+    assert "#SBATCH --ntasks-per-node=1" in text
+    assert "#SBATCH --signal=B:TERM@60" in text
+    assert 'srun --ntasks-per-node=1 --kill-on-bad-exit=1 ksi-multi agent "$@"' in text
