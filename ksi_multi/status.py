@@ -37,7 +37,7 @@ class StatusFile:
     def set_members(self, members: list[dict[str, Any]]) -> None:
         known = {n["rank"]: n for n in self.data["nodes"]}
         nodes = []
-        for m in members:
+        for m in sorted(members, key=lambda m: m["rank"]):
             node = known.get(m["rank"], {"mesh_ip": None, "ready": False})
             node.update({"name": m["hostname"], "host": m["address"], "rank": m["rank"]})
             nodes.append(node)

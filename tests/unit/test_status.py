@@ -14,7 +14,7 @@ def test_status_file_contract(tmp_path):
     st.timing("doctor", 1.23456)
     data = read(job)
     assert data["state"] == "starting"
-    assert data["nodes"][1] == {"name": "n1", "host": "10.0.0.1", "rank": 0, "mesh_ip": None, "ready": False}
+    assert data["nodes"][0] == {"name": "n1", "host": "10.0.0.1", "rank": 0, "mesh_ip": None, "ready": False}
     assert data["timings"] == {"doctor": 1.235}
     assert set(data) >= {"job_id", "state", "nodes", "kubeconfig", "timings"}
     with pytest.raises(ValueError):

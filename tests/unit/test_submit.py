@@ -18,4 +18,4 @@ def test_batch_script_is_a_real_slurm_script():
     assert text.startswith("#!/bin/bash\n")
     assert "#SBATCH --ntasks-per-node=1" in text
     assert "#SBATCH --signal=B:TERM@60" in text
-    assert 'srun --ntasks-per-node=1 --kill-on-bad-exit=1 ksi-multi agent "$@"' in text
+    assert 'srun --ntasks-per-node=1 --wait=120 ksi-multi agent "$@"' in text

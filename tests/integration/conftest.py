@@ -1,0 +1,93 @@
+"""Integration tests run for real in the sandbox: a virtual HPC cluster with Slurm and rootless podman."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ksi_multi.sandbox.cluster import REPO, Sandbox
+
+NODES = 4
+SBATCH = f"{REPO}/sbatch/ksi-multi.sbatch"
+
+
+def pytest_collection_modifyitems(items):
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="the sandbox needs root (namespaces, mounts, cgroups); CI runs as root")
+    for item in items:
+        if "sandbox" in item.keywords:
+            item.add_marker(skip)
+
+
+def ksi(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """The real CLI, as a user types it."""
+    proc = subprocess.run([sys.executable, "-m", "ksi_multi", *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ksi-multi {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+class Cluster:
+    def __init__(self, box: Sandbox) -> None:
+        self.box = box
+        self.plan = box.plan()
+
+    def sh(self, cmd: str, host: str = "login", root: bool = False, check: bool = True,
+           timeout: float = 120) -> subprocess.CompletedProcess:
+        proc = self.box.exec(host, cmd, root=root, capture=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"[{host}] {cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def sbatch(self, args: str, nodes: int = NODES, env: str = "") -> str:
+        out = self.sh(f"{env} sbatch --parsable -N {nodes} {SBATCH} {args}").stdout.strip()
+        return out.split(";")[0]
+
+    def job_state(self, job_id: str) -> str:
+        out = self.sh(f"scontrol show job {job_id} -o", root=True).stdout
+        return re.search(r"JobState=(\S+)", out).group(1)
+
+    def wait_job(self, job_id: str, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        while (state := self.job_state(job_id)) in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} still {state} after {timeout} s:\n{self.job_log(job_id)}")
+            time.sleep(0.5)
+        return state
+
+    def job_file(self, job_id: str, name: str) -> str:
+        return self.sh(f"cat ~/.ksi-multi/jobs/{job_id}/{name}", check=False).stdout
+
+    def job_log(self, job_id: str) -> str:
+        return self.sh(f"tail -n 40 ~/.ksi-multi/jobs/{job_id}/*.log", check=False).stdout
+
+    def status(self, job_id: str) -> dict:
+        text = self.job_file(job_id, "status.json")
+        return json.loads(text) if text else {}
+
+    def agent_processes(self) -> dict[str, str]:
+        """Agent processes of the sandbox user still alive, per compute host."""
+        found = {}
+        for h in self.plan.compute:
+            out = self.sh("pgrep -u ksiuser -a -f '[k]si_multi agent' || true", host=h.name).stdout.strip()
+            if out:
+                found[h.name] = out
+        return found
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    box = Sandbox()
+    if box.alive():
+        ksi("sandbox", "down")
+    ksi("sandbox", "up", "-N", str(NODES))
+    yield Cluster(box)
+    ksi("sandbox", "down")
+    assert box.leftovers() == []
