@@ -82,3 +82,16 @@ def shell(host: str, root: bool, name: str, command: tuple[str, ...]) -> None:
 
     require_root("shell")
     sys.exit(Sandbox(name).exec(host, " ".join(command), root=root).returncode)
+
+
+@sandbox.command()
+@click.option("-N", "--nodes", type=int, default=4, show_default=True, help="compute hosts")
+@name_option
+@_friendly
+def demo(nodes: int, name: str) -> None:
+    """Sandbox up (if needed), submit a ksi-multi job as the sandbox user, wait, and summarise."""
+    from ksi_multi.sandbox.cluster import Sandbox, require_root
+    from ksi_multi.sandbox.demo import run_demo
+
+    require_root("demo")
+    run_demo(Sandbox(name), nodes, echo=click.echo)

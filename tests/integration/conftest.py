@@ -14,6 +14,7 @@ import pytest
 from ksi_multi.sandbox.cluster import REPO, Sandbox
 
 NODES = 4
+NAME = "test"  # its own sandbox: a user's sandbox "ksi" is left alone
 SBATCH = f"{REPO}/sbatch/ksi-multi.sbatch"
 
 
@@ -84,10 +85,10 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster():
-    box = Sandbox()
+    box = Sandbox(NAME)
     if box.alive():
-        ksi("sandbox", "down")
-    ksi("sandbox", "up", "-N", str(NODES))
+        ksi("sandbox", "down", "--name", NAME)
+    ksi("sandbox", "up", "-N", str(NODES), "--name", NAME)
     yield Cluster(box)
-    ksi("sandbox", "down")
+    ksi("sandbox", "down", "--name", NAME)
     assert box.leftovers() == []
