@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 STATE_ROOT = Path("/var/lib/ksi-multi/sandbox")
 CACHE_ROOT = Path(os.environ.get("KSI_SANDBOX_CACHE", "/var/cache/ksi-multi/sandbox"))
+# Seen read-only at the same path on every host, like a site's shared software filesystem.
+SHARED = Path(os.environ.get("KSI_SANDBOX_SHARED", "/var/cache/ksi-multi/shared"))
 HERE = Path(__file__).parent
 REPO = Path(ksi_multi.__file__).resolve().parent.parent
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -119,6 +121,7 @@ class Sandbox:
 
     def _up(self, plan: SandboxPlan, root: Path, echo) -> None:
         self.dir.mkdir(parents=True, mode=0o700)
+        SHARED.mkdir(parents=True, exist_ok=True)
         cfg = self._write_config(plan)
         home = self.dir / "home"
         (home / USER).mkdir(parents=True)
@@ -143,7 +146,7 @@ class Sandbox:
         (hdir / "tmp").chmod(0o1777)
         cgroups.create(self.name, host.name)
         env = {"PATH": HOST_PATH, "ROOTFS": str(root), "STATE": str(hdir), "CONFIG": str(cfg),
-               "HOME_DIR": str(home), "REPO": str(REPO), "HOST_NAME": host.name}
+               "HOME_DIR": str(home), "REPO": str(REPO), "SHARED": str(SHARED), "HOST_NAME": host.name}
         cmd = ["nsenter", f"--net={network.NETNS_DIR / plan.netns(host)}", "--",
                "unshare", "--mount", "--uts", "--ipc", "--pid", "--cgroup", "--fork", "--kill-child", "--",
                "bash", str(HERE / "hostinit.sh")]

@@ -3,7 +3,7 @@
 # namespaces and the host's network namespace. Builds the host's root (overlay over the shared
 # userland), its own /dev, /proc, /sys and cgroup v1 view, pivots into it and starts its services.
 set -euo pipefail
-: "${ROOTFS:?}" "${STATE:?}" "${CONFIG:?}" "${HOME_DIR:?}" "${REPO:?}" "${HOST_NAME:?}"
+: "${ROOTFS:?}" "${STATE:?}" "${CONFIG:?}" "${HOME_DIR:?}" "${REPO:?}" "${SHARED:?}" "${HOST_NAME:?}"
 new=$STATE/root
 
 mount --make-rprivate /
@@ -30,6 +30,9 @@ mount --bind "$HOME_DIR" "$new/home"                 # the shared home filesyste
 mkdir -p "$new/etc/ksi-sandbox"
 mount --bind "$CONFIG" "$new/etc/ksi-sandbox"
 mount -o remount,bind,ro "$new/etc/ksi-sandbox"
+mkdir -p "$new$SHARED"                               # shared software storage (image tarballs), read-only
+mount --bind "$SHARED" "$new$SHARED"
+mount -o remount,bind,ro "$new$SHARED"
 mkdir -p "$new$REPO"                                 # the checkout, at the same path as outside
 mount --bind "$REPO" "$new$REPO"
 mount -o remount,bind,ro "$new$REPO"

@@ -1,21 +1,13 @@
-"""The sandbox's Debian trixie userland, built once with mmdebstrap (or debootstrap) and cached by version."""
+"""The sandbox's Debian trixie userland: what a compute node of an HPC site has installed."""
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import shutil
-import time
 from pathlib import Path
 
-from ksi_multi.errors import KsiError
+from ksi_multi.image import debian
 from ksi_multi.run import run
 from ksi_multi.sandbox.plan import UID, USER, subid_line
 
-log = logging.getLogger(__name__)
-
-SUITE = "trixie"
-MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
     # container runtime, rootless
     "podman", "passt", "slirp4netns", "crun", "uidmap", "fuse-overlayfs", "catatonit", "conmon",
@@ -36,25 +28,6 @@ log_driver = "k8s-file"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 """
-LAYOUT_VERSION = 1
-
-
-def cache_key() -> str:
-    text = f"{LAYOUT_VERSION}|{SUITE}|{' '.join(PACKAGES)}|{CONTAINERS_CONF}|{USER}:{UID}"
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def cache_dir(cache_root: Path) -> Path:
-    return cache_root / f"rootfs-{SUITE}-{cache_key()}"
-
-
-def _builder() -> list[str]:
-    if shutil.which("mmdebstrap"):
-        return ["mmdebstrap", "--variant=apt", "--mode=root", f"--include={','.join(PACKAGES)}", SUITE]
-    if shutil.which("debootstrap"):
-        return ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE]
-    raise KsiError("neither mmdebstrap nor debootstrap is installed; the sandbox needs one to build its userland",
-                   "apt-get install mmdebstrap (or debootstrap)")
 
 
 def _customise(root: Path) -> None:
@@ -67,22 +40,8 @@ def _customise(root: Path) -> None:
     (root / "etc/hostname").unlink(missing_ok=True)
 
 
-def ensure(cache_root: Path, echo=log.info) -> Path:
-    """Return the cached rootfs, building it first when this version is not cached yet."""
-    root = cache_dir(cache_root)
-    if (root / ".complete").exists():
-        return root
-    partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    cmd = _builder()
-    echo(f"building the sandbox userland ({SUITE}, {len(PACKAGES)} packages) into {root} ...")
-    started = time.monotonic()
-    run([*cmd, str(partial), MIRROR], timeout=1800,
-        fix="check that Debian's mirror is reachable (apt-get update works)")
-    _customise(partial)
-    (partial / ".complete").write_text(cache_key() + "\n")
-    shutil.rmtree(root, ignore_errors=True)
-    partial.rename(root)
-    echo(f"userland ready in {time.monotonic() - started:.0f} s")
-    return root
+SPEC = debian.RootfsSpec(name="sandbox", packages=PACKAGES, revision=2, customise=_customise)
+
+
+def ensure(cache_root: Path, echo=print) -> Path:
+    return debian.ensure(SPEC, cache_root, echo)

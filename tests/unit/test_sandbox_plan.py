@@ -1,7 +1,10 @@
+import dataclasses
+
 import pytest
 
 from ksi_multi.errors import KsiError
 from ksi_multi.hostlist import expand
+from ksi_multi.image import debian
 from ksi_multi.sandbox import rootfs
 from ksi_multi.sandbox.plan import SandboxPlan, hosts_file, slurm_conf
 
@@ -48,11 +51,12 @@ def test_invalid_plans(kwargs, words):
 def test_rootfs_without_a_bootstrapper(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(KsiError, match="neither mmdebstrap nor debootstrap") as err:
-        rootfs._builder()
+        debian.builder(rootfs.SPEC)
     assert "apt-get install" in err.value.fix
 
 
-def test_rootfs_cache_key_follows_the_package_list(monkeypatch, tmp_path):
-    before = rootfs.cache_dir(tmp_path)
-    monkeypatch.setattr(rootfs, "PACKAGES", (*rootfs.PACKAGES, "htop"))
-    assert rootfs.cache_dir(tmp_path) != before
+def test_rootfs_cache_key_follows_packages_and_revision(tmp_path):
+    base = rootfs.SPEC.path(tmp_path)
+    assert dataclasses.replace(rootfs.SPEC, packages=(*rootfs.PACKAGES, "htop")).path(tmp_path) != base
+    assert dataclasses.replace(rootfs.SPEC, revision=99).path(tmp_path) != base
+    assert dataclasses.replace(rootfs.SPEC, packages=tuple(reversed(rootfs.PACKAGES))).path(tmp_path) == base

@@ -1,0 +1,75 @@
+"""Debian root filesystems from the mirror (mmdebstrap, or debootstrap), cached by what goes into them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ksi_multi.errors import KsiError
+from ksi_multi.run import run
+
+log = logging.getLogger(__name__)
+
+SUITE = "trixie"
+MIRROR = os.environ.get("KSI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+# Documentation and translations: nobody reads them inside a node or a workload image.
+SLIM = ("--dpkg-opt=path-exclude=/usr/share/man/*", "--dpkg-opt=path-exclude=/usr/share/doc/*",
+        "--dpkg-opt=path-exclude=/usr/share/locale/*", "--dpkg-opt=path-exclude=/usr/share/info/*")
+
+
+@dataclass(frozen=True)
+class RootfsSpec:
+    """What goes into a root filesystem; `revision` changes whenever `customise` changes."""
+
+    name: str
+    packages: Sequence[str]
+    variant: str = "apt"
+    slim: bool = False
+    revision: int = 1
+    customise: Callable[[Path], None] | None = field(default=None, compare=False)
+
+    def key(self) -> str:
+        text = f"{self.revision}|{SUITE}|{self.variant}|{self.slim}|{' '.join(sorted(self.packages))}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def path(self, cache_root: Path) -> Path:
+        return cache_root / f"{self.name}-{SUITE}-{self.key()}"
+
+
+def builder(spec: RootfsSpec) -> list[str]:
+    if shutil.which("mmdebstrap"):
+        mode = "root" if os.geteuid() == 0 else "unshare"
+        cmd = ["mmdebstrap", f"--variant={spec.variant}", f"--mode={mode}", f"--include={','.join(spec.packages)}"]
+        return [*cmd, *(SLIM if spec.slim else ()), SUITE]
+    if shutil.which("debootstrap") and os.geteuid() == 0:
+        variant = "minbase" if spec.variant in ("apt", "essential", "minbase") else spec.variant
+        return ["debootstrap", f"--variant={variant}", f"--include={','.join(spec.packages)}", SUITE]
+    raise KsiError("neither mmdebstrap nor debootstrap is installed; building a Debian userland needs one",
+                   "apt-get install mmdebstrap (or debootstrap)")
+
+
+def ensure(spec: RootfsSpec, cache_root: Path, echo: Callable[[str], None] = log.info) -> Path:
+    """Return the cached root filesystem for `spec`, building it first if this version is not cached."""
+    root = spec.path(cache_root)
+    if (root / ".complete").exists():
+        return root
+    cmd = builder(spec)
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    echo(f"building the {spec.name} userland ({SUITE}, {len(spec.packages)} packages) ...")
+    started = time.monotonic()
+    run([*cmd, str(partial), MIRROR], timeout=1800, fix="check that Debian's mirror is reachable (apt-get update works)")
+    if spec.customise:
+        spec.customise(partial)
+    (partial / ".complete").write_text(spec.key() + "\n")
+    shutil.rmtree(root, ignore_errors=True)
+    partial.rename(root)
+    echo(f"{spec.name} userland ready in {time.monotonic() - started:.0f} s")
+    return root
