@@ -194,6 +194,44 @@ def down(job_id: str | None, **kwargs) -> None:
     click.echo(f"cancelled job {job.job_id}")
 
 
+def default_cache() -> Path:
+    return Path("/var/cache/ksi-multi") if os.geteuid() == 0 else Path("~/.cache/ksi-multi").expanduser()
+
+
+@main.group()
+def image() -> None:
+    """Build node and toolbox images offline, and load them into rootless podman."""
+
+
+@image.command("build")
+@click.option("--kubernetes-version", default="1.32", show_default=True,
+              help="a series (newest patch) or a release such as v1.32.5")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("~/.ksi-multi/images"),
+              show_default=True, help="where the image archives go (shared storage, read by every node)")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="build cache (default /var/cache/ksi-multi as root, else ~/.cache/ksi-multi)")
+@friendly_errors
+def image_build(kubernetes_version: str, output: Path, cache: Path | None) -> None:
+    """Build the node image (Kubernetes from Go modules + Debian) and the toolbox image."""
+    from ksi_multi.image import build
+
+    built = build.build(output.expanduser(), (cache or default_cache()).expanduser(), kubernetes_version,
+                        echo=click.echo)
+    click.echo(f"node image {built.node_tag}: {built.node_archive}")
+    click.echo(f"toolbox image: {built.toolbox_archive}")
+
+
+@image.command("load")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly_errors
+def image_load(archive: Path) -> None:
+    """Load an image archive into your rootless podman store (the agent does this per job by itself)."""
+    from ksi_multi.run import run
+
+    run(["podman", "load", "-i", str(archive)], timeout=900, capture=False,
+        fix="check that rootless podman works (ksi-multi doctor)")
+
+
 from ksi_multi.sandbox.cli import sandbox  # noqa: E402
 
 main.add_command(sandbox)

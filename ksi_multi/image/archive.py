@@ -22,10 +22,11 @@ EPOCH = 0  # reproducible metadata: fixed timestamps in the image config
 
 @dataclass
 class Layer:
-    """Either a directory tree (`root`) or single files (`files`: path in image -> (host path, mode))."""
+    """A directory tree (`root`), and/or single files (path in image -> (host path, mode)) and symlinks."""
 
     root: Path | None = None
     files: Mapping[str, tuple[Path, int]] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
     keep_empty_dirs: Iterable[str] = ("proc", "sys", "dev", "run", "tmp")
 
 
@@ -69,6 +70,11 @@ def _write_layer(layer: Layer, out: Path) -> str:
                 info.mode, info.uid, info.gid, info.uname, info.gname = mode, 0, 0, "root", "root"
                 with open(src, "rb") as data:
                     tar.addfile(info, data)
+            for name, target in sorted(layer.links.items()):
+                _add_parents(tar, name, made)
+                info = tarfile.TarInfo(name.lstrip("/"))
+                info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, EPOCH
+                tar.addfile(info)
     return hashing.sha.hexdigest()
 
 

@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 SUITE = "trixie"
 MIRROR = os.environ.get("KSI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # Documentation and translations: nobody reads them inside a node or a workload image.
-SLIM = ("--dpkg-opt=path-exclude=/usr/share/man/*", "--dpkg-opt=path-exclude=/usr/share/doc/*",
-        "--dpkg-opt=path-exclude=/usr/share/locale/*", "--dpkg-opt=path-exclude=/usr/share/info/*")
+SLIM = ("--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*")
 
 
 @dataclass(frozen=True)

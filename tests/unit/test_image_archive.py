@@ -27,7 +27,8 @@ def test_archive_layout_digests_and_contents(tmp_path):
     extra.write_bytes(b"\x7fELF fake")
     out = tmp_path / "img.tar"
     image_id = archive.write(out, "registry.k8s.io/pause:3.10",
-                             [archive.Layer(root=root), archive.Layer(files={"/pause": (extra, 0o755)})],
+                             [archive.Layer(root=root), archive.Layer(files={"/pause": (extra, 0o755)},
+                                                                      links={"/etc/x/link": "/pause"})],
                              archive.ImageConfig(entrypoint=["/pause"], stop_signal="SIGRTMIN+3"))
     with tarfile.open(out) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))
@@ -51,6 +52,8 @@ def test_archive_layout_digests_and_contents(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(layers[1])) as top:
         members = {m.name: m for m in top.getmembers()}
     assert members["pause"].mode == 0o755 and members["pause"].uid == 0
+    assert members["etc/x/link"].issym() and members["etc/x/link"].linkname == "/pause"
+    assert members["etc/x"].isdir()
     assert not list(tmp_path.glob("*.parts")) and not list(tmp_path.glob("*.partial"))
 
 

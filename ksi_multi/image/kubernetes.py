@@ -1,0 +1,89 @@
+"""Kubernetes, CoreDNS, etcd and pause binaries built from Go modules (recipe: k8s/build-k8s.sh)."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ksi_multi.errors import KsiError
+from ksi_multi.run import run
+
+RECIPE = Path(__file__).parent / "k8s"
+BINARIES = ("kubeadm", "kubelet", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy",
+            "coredns", "etcd", "pause")
+GO_CACHE_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bin: Path
+    versions: dict[str, str]
+
+    @property
+    def kubernetes(self) -> str:
+        return self.versions["K8S_VERSION"]
+
+    def image_tag(self, name: str) -> str:
+        return {"etcd": self.versions["ETCD_IMAGE_TAG"], "coredns": self.versions["COREDNS_IMAGE_TAG"],
+                "pause": self.versions["PAUSE_IMAGE_TAG"]}.get(name, self.kubernetes)
+
+
+def recipe_key(series: str) -> str:
+    digest = hashlib.sha256(series.encode())
+    for f in sorted(p for p in RECIPE.rglob("*") if p.is_file()):
+        digest.update(f.relative_to(RECIPE).as_posix().encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _versions(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            parts = shlex.split(value)
+            out[key] = parts[0] if len(parts) == 1 else " ".join(parts)
+    return out
+
+
+def split_version(version: str) -> tuple[str, str]:
+    """'1.32' -> ('1.32', 'auto'); 'v1.32.5' or '1.32.5' -> ('1.32', 'v1.32.5')."""
+    parts = version.lstrip("v").split(".")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts) or parts[0] != "1":
+        raise KsiError(f"bad Kubernetes version {version!r}", "give a series like 1.32 or a release like v1.32.5")
+    series = ".".join(parts[:2])
+    return series, ("v" + ".".join(parts)) if len(parts) == 3 else "auto"
+
+
+def ensure(version: str, cache_root: Path, echo: Callable[[str], None] = print) -> Binaries:
+    """Build (or reuse from the cache) the binaries of a Kubernetes release, or of a series' newest patch."""
+    series, exact = split_version(version)
+    if not shutil.which("go"):
+        raise KsiError("Go is not installed; Kubernetes is built from Go modules",
+                       "install Go >= 1.24 (golang-1.24 on Debian trixie) or put it on PATH")
+    out = cache_root / "kubernetes" / f"{exact if exact != 'auto' else series}-{recipe_key(series)}"
+    bin_dir = out / "bin"
+    if (out / ".complete").exists():
+        return Binaries(bin_dir, _versions(out / "versions.env"))
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "bin").mkdir(parents=True)
+    echo(f"building Kubernetes {series}.x, CoreDNS, etcd and pause from Go modules (cold: ~10 min on 2 cores) ...")
+    started = time.monotonic()
+    run(["bash", str(RECIPE / "build-k8s.sh"), "all"], timeout=3600, capture=False,
+        extra_env={"K8S_SERIES": series, "K8S_VERSION": exact, "OUT": str(partial / "bin"),
+                   "KSI_GO_CACHE": str(cache_root / "go" / GO_CACHE_VERSION)},
+        fix="check that the Go module proxy is reachable (go env GOPROXY)")
+    missing = [b for b in BINARIES if not (partial / "bin" / b).exists()]
+    if missing:
+        raise KsiError(f"the Kubernetes build produced no {', '.join(missing)}", f"see {partial}/logs")
+    (partial / ".complete").write_text("")
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+    echo(f"Kubernetes binaries ready in {time.monotonic() - started:.0f} s")
+    return Binaries(bin_dir, _versions(out / "versions.env"))
