@@ -31,6 +31,10 @@ class AgentContext:
     status: StatusFile | None = None
     members: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # what this node tells the others at registration
+    podman: Any = None  # PodmanHome of this job on this host, once the node phase made it
+    node: Any = None  # NodeSpec of the running node container
+    node_ip: str = ""  # this node's Kubernetes address, set by the mesh phase
+    cluster: Any = None  # ClusterPlan, set by the cluster phase
 
     def on_teardown(self, what: str, fn: Callable[[], Any]) -> None:
         """Register a teardown step; steps run in reverse order and one failing does not stop the rest."""
@@ -49,10 +53,16 @@ class Phase(Protocol):
 
 
 def registry() -> dict[str, type]:
+    from ksi_multi.phases.cluster import ClusterPhase
     from ksi_multi.phases.doctor import DoctorPhase
+    from ksi_multi.phases.mesh import MeshPhase
+    from ksi_multi.phases.node import NodePhase
+    from ksi_multi.phases.ready import ReadyPhase
     from ksi_multi.phases.rendezvous import RendezvousPhase
+    from ksi_multi.phases.wait import WaitPhase
 
-    return {p.name: p for p in (DoctorPhase, RendezvousPhase)}
+    return {p.name: p for p in (DoctorPhase, RendezvousPhase, NodePhase, MeshPhase, ClusterPhase, ReadyPhase,
+                                WaitPhase)}
 
 
 def plan(until: str | None) -> list[str]:
@@ -93,6 +103,12 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
                     ctx.status.timing(name, elapsed)
             current = None
             log.info("all phases done; tearing down")
+    except Terminated:
+        if current != "wait":
+            if ctx.status:
+                ctx.status.update(state="stopped", error=None)
+            raise
+        log.info("stopped while holding the cluster: the normal end of a job")
     except KsiError as exc:
         if ctx.status:
             state = "stopped" if isinstance(exc, Terminated) else "failed"

@@ -64,6 +64,14 @@ class Config:
         None, "per-job directories on the shared filesystem"))
     scratch: Path | None = field(default=None, metadata=_key(
         _absolute, "node-local scratch directory (default: $TMPDIR or /tmp)"))
+    image: str = field(default="", metadata=_key(
+        None, "node image; empty: the one `ksi-multi image build` wrote to image_dir"))
+    image_dir: Path = field(default=Path("~/.ksi-multi/images"), metadata=_key(
+        None, "image archives on shared storage, loaded on every node"))
+    node_timeout: float = field(default=180.0, metadata=_key(
+        _positive, "seconds for the node container to boot (systemd, containerd, preloaded images)"))
+    ready_timeout: float = field(default=300.0, metadata=_key(
+        _positive, "seconds for every node to become Ready after kubeadm"))
     cgroup_parent: str = field(default="auto", metadata=_key(
         None, "delegated cgroup subtree, relative to each hierarchy root; auto finds it"))
     log_level: str = field(default="info", metadata=_key(_choice("debug", "info", "warning", "error"), "log verbosity"))

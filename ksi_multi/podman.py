@@ -11,22 +11,22 @@ from ksi_multi.run import CommandError, run
 
 
 class PodmanHome:
-    """Everything podman keeps for one job lives under `base` (node-local scratch), never in $HOME."""
+    """Everything podman keeps for one job lives under `base` (node-local scratch), never in $HOME.
+
+    Rootless podman puts its image store under $XDG_DATA_HOME/containers/storage and its runtime
+    state under $XDG_RUNTIME_DIR, so pointing those (and the config dir) into `base` is enough.
+    """
 
     def __init__(self, base: Path) -> None:
         self.base = base
 
     def env(self) -> dict[str, str]:
         self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        storage = self.base / "storage.conf"
-        if not storage.exists():
-            storage.write_text("[storage]\ndriver = \"overlay\"\n"
-                               f"graphroot = \"{self.base / 'storage'}\"\nrunroot = \"{self.base / 'run'}\"\n")
         runtime = self.base / "xdg-run"
         runtime.mkdir(mode=0o700, exist_ok=True)
-        return {"CONTAINERS_STORAGE_CONF": str(storage), "XDG_RUNTIME_DIR": str(runtime),
-                "XDG_CONFIG_HOME": str(self.base / "config"), "XDG_DATA_HOME": str(self.base / "data"),
-                "TMPDIR": str(self.base)}
+        return {"XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(self.base / "config"),
+                "XDG_DATA_HOME": str(self.base / "data"), "TMPDIR": str(self.base),
+                "PODMAN_IGNORE_CGROUPSV1_WARNING": "1"}
 
     def podman(self, *args: str, timeout: float = 120, **kwargs):
         return run(["podman", *args], timeout=timeout, extra_env=self.env(), **kwargs)
@@ -40,11 +40,12 @@ class PodmanHome:
             pass
 
     def remove(self) -> None:
-        """Stop the pause process and delete the directory (files owned by sub-ids go via podman unshare)."""
+        """Delete the store (its files belong to sub-ids: removed inside the user namespace) and the pause process."""
         if not self.base.exists():
             return
         try:
-            run(["podman", "unshare", "rm", "-rf", str(self.base / "storage")], timeout=300, extra_env=self.env())
+            run(["podman", "unshare", "rm", "-rf", str(self.base / "data"), str(self.base / "xdg-run" / "containers")],
+                timeout=300, extra_env=self.env())
         except CommandError:
             pass
         self.stop_pause_process()

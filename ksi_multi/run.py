@@ -49,6 +49,7 @@ def run(
     capture: bool = True,
     secrets: Iterable[str] = (),
     fix: str | None = None,
+    preexec_fn=None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command and return its result; raise CommandError with a readable cause on failure.
 
@@ -65,6 +66,7 @@ def run(
         proc = subprocess.run(
             list(cmd), input=input, env=full_env, cwd=cwd, timeout=timeout, text=True,
             stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None,
+            preexec_fn=preexec_fn,
         )
     except FileNotFoundError:
         raise CommandError(f"command not found: {cmd[0]}", fix or f"install {cmd[0]} or put it on PATH") from None

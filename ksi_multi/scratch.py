@@ -52,3 +52,14 @@ def check_local(path: Path) -> str:
 def job_scratch(base: Path, job_id: str) -> Path:
     """<base>/ksi-multi-<uid>/<jobid>: private to the user, one per job, so jobs never collide."""
     return base / f"ksi-multi-{os.getuid()}" / job_id
+
+
+def remove(job_dir: Path) -> None:
+    """Remove a job's scratch directory, and the per-user directory above it once it is empty."""
+    import shutil
+
+    shutil.rmtree(job_dir, ignore_errors=True)
+    try:
+        job_dir.parent.rmdir()
+    except OSError:
+        pass  # another job of this user still has its directory there

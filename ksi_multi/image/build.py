@@ -117,6 +117,8 @@ def _node_layer(bins: kubernetes.Binaries, images: list[Path], work: Path) -> ar
         "/etc/containerd/config.toml": (containerd, 0o644),
         "/etc/systemd/system/kubelet.service": (FILES / "kubelet.service", 0o644),
         "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf": (FILES / "10-kubeadm.conf", 0o644),
+        "/etc/systemd/system/kubelet.service.d/20-ksi.conf": (FILES / "20-ksi.conf", 0o644),
+        "/usr/local/sbin/ksi-kubelet-cgroups": (FILES / "ksi-kubelet-cgroups", 0o755),
         "/etc/systemd/system/ksi-images.service": (FILES / "ksi-images.service", 0o644),
     }
     files.update({f"/ksi/images/{p.name}": (p, 0o644) for p in images})

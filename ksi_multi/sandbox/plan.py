@@ -6,9 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 from functools import cached_property
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-
 from ksi_multi.errors import KsiError
+from ksi_multi.templates import render
 
 USER = "ksiuser"
 UID = 1500
@@ -89,10 +88,6 @@ class SandboxPlan:
         return first if self.nodes == 1 else f"node[{first[-digits:]}-{last[-digits:]}]"
 
 
-_templates = Environment(loader=PackageLoader("ksi_multi", "templates"), undefined=StrictUndefined,
-                         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-
-
 def hosts_file(plan: SandboxPlan) -> str:
     lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
     lines += [f"{h.address} {h.name}" for h in plan.hosts]
@@ -100,8 +95,7 @@ def hosts_file(plan: SandboxPlan) -> str:
 
 
 def slurm_conf(plan: SandboxPlan, kill_wait: int = 10) -> str:
-    return _templates.get_template("slurm.conf.j2").render(
-        plan=plan, cpus=NODE_CPUS, memory=NODE_MEMORY_MB, kill_wait=kill_wait)
+    return render("slurm.conf.j2", plan=plan, cpus=NODE_CPUS, memory=NODE_MEMORY_MB, kill_wait=kill_wait)
 
 
 def subid_line(user: str = USER) -> str:

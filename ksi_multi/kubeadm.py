@@ -1,0 +1,99 @@
+"""kubeadm configuration, CNI configuration and the user's kubeconfig: pure functions of the cluster plan."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import string
+from dataclasses import dataclass
+
+import yaml
+
+from ksi_multi.node import API_PORT_IN_NODE
+from ksi_multi.templates import render
+
+POD_SUBNET = "10.244.0.0/16"
+SERVICE_SUBNET = "10.96.0.0/16"
+FEATURE_GATES = "KubeletInUserNamespace=true"
+
+
+def bootstrap_token() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(6)) + "." + "".join(
+        secrets.choice(alphabet) for _ in range(16))
+
+
+def pod_cidr(rank: int, pod_subnet: str = POD_SUBNET) -> str:
+    """Each node's pod range: the rank-th /24 of the cluster's pod subnet."""
+    subnets = ipaddress.ip_network(pod_subnet).subnets(new_prefix=24)
+    for i, net in enumerate(subnets):
+        if i == rank:
+            return str(net)
+    raise ValueError(f"rank {rank} does not fit into {pod_subnet}")
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    job_id: str
+    kubernetes_version: str
+    node_name: str
+    node_ip: str
+    host_address: str
+    api_server_port: int
+    token: str
+
+    @property
+    def sans(self) -> list[str]:
+        return sorted({"localhost", "127.0.0.1", self.node_ip, self.host_address, self.node_name})
+
+    @property
+    def server_url(self) -> str:
+        """How the user reaches the API server: this host's address and its forwarded port."""
+        return f"https://{self.host_address}:{self.api_server_port}"
+
+
+def init_config(plan: ClusterPlan) -> str:
+    return render(
+        "kubeadm.yaml.j2", job_id=plan.job_id, token=plan.token, node_ip=plan.node_ip, node_name=plan.node_name,
+        kubernetes_version=plan.kubernetes_version, api_port_in_node=API_PORT_IN_NODE, sans=plan.sans,
+        feature_gates=FEATURE_GATES, pod_subnet=POD_SUBNET, service_subnet=SERVICE_SUBNET)
+
+
+def cni_config(pod_cidr_of_node: str) -> str:
+    """Debian's reference plugins: a bridge with host-local addresses from the node's pod range."""
+    return json.dumps({
+        "cniVersion": "1.0.0", "name": "ksi",
+        "plugins": [
+            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr_of_node}]],
+                      "routes": [{"dst": "0.0.0.0/0"}]}},
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ]}, indent=2) + "\n"
+
+
+STORAGE_CLASS = """\
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+"""
+
+
+def user_kubeconfig(admin_conf: str, plan: ClusterPlan) -> str:
+    """admin.conf with the server set to the address users reach; TLS stays verified against the cluster CA."""
+    conf = yaml.safe_load(admin_conf)
+    for cluster in conf["clusters"]:
+        cluster["cluster"]["server"] = plan.server_url
+        cluster["cluster"].pop("insecure-skip-tls-verify", None)
+        cluster["name"] = f"ksi-{plan.job_id}"
+    for ctx in conf["contexts"]:
+        ctx["context"]["cluster"] = f"ksi-{plan.job_id}"
+        ctx["name"] = f"ksi-{plan.job_id}"
+    conf["current-context"] = f"ksi-{plan.job_id}"
+    return yaml.safe_dump(conf, sort_keys=False)

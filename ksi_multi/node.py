@@ -1,0 +1,137 @@
+"""The Kind-style node container under rootless podman: its spec (pure) and its lifecycle (thin)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ksi_multi.errors import KsiError
+from ksi_multi.podman import PodmanHome
+from ksi_multi.run import CommandError
+
+log = logging.getLogger("ksi_multi.agent")
+
+API_PORT_IN_NODE = 6443
+# The node's address inside its own network namespace, the same for pasta and slirp4netns. pasta would
+# otherwise copy the host's address in, and then connections from this very host to a forwarded port
+# arrive with the node's own address as source and are never answered.
+NODE_ADDRESS = "10.0.2.100"
+NODE_GATEWAY = "10.0.2.2"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    job_id: str
+    hostname: str
+    image: str
+    host_address: str
+    net_backend: str = "pasta"
+    api_port: int | None = None  # host port forwarded to the API server (rank 0 only)
+    mesh_port: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"ksi-{self.job_id}-{self.hostname}"
+
+    @property
+    def volume(self) -> str:
+        return f"{self.name}-containerd"
+
+    def network(self) -> str:
+        if self.net_backend == "slirp4netns":
+            return "slirp4netns:port_handler=slirp4netns,enable_ipv6=false,cidr=10.0.2.0/24"
+        return f"pasta:-a,{NODE_ADDRESS},-n,24,-g,{NODE_GATEWAY}"
+
+    def publish(self) -> list[str]:
+        """Only what must be reachable, bound to this host's cluster address."""
+        out = []
+        if self.api_port:
+            out += ["-p", f"{self.host_address}:{self.api_port}:{API_PORT_IN_NODE}/tcp"]
+        if self.mesh_port:
+            out += ["-p", f"{self.host_address}:{self.mesh_port}:{self.mesh_port}/udp"]
+        return out
+
+    def run_args(self) -> list[str]:
+        return ["run", "--detach", "--name", self.name, "--hostname", self.hostname,
+                "--label", f"ksi-multi.job={self.job_id}",
+                "--privileged", "--cgroupns=private", "--systemd=false", "--env", "container=podman",
+                "--tmpfs", "/tmp", "--tmpfs", "/run", "--volume", f"{self.volume}:/var/lib/containerd",
+                "--network", self.network(), *self.publish(), self.image, "/sbin/init"]
+
+
+def ensure_image(home: PodmanHome, image: str, image_dir: Path) -> str:
+    """Make `image` (or the node image built into image_dir) present in the job's store; return its name."""
+    index = image_dir / "images.json"
+    built = json.loads(index.read_text()) if index.exists() else None
+    wanted = image or (built["node"]["tag"] if built else "")
+    if not wanted:
+        raise KsiError(f"no node image: {index} does not exist and no image is configured",
+                       "build one (ksi-multi image build) or set image / image_dir")
+    if home.podman("image", "exists", wanted, check=False).returncode == 0:
+        return wanted
+    if built and built["node"]["tag"] == wanted:
+        archive = image_dir / built["node"]["archive"]
+        started = time.monotonic()
+        home.podman("load", "--quiet", "--input", str(archive), timeout=900,
+                    fix=f"check {archive} (rebuild it with ksi-multi image build)")
+        log.info("node: loaded %s from %s in %.1f s", wanted, archive, time.monotonic() - started)
+        return wanted
+    try:
+        home.podman("pull", "--quiet", wanted, timeout=900)
+    except CommandError:
+        raise KsiError(f"node image {wanted} is not in {image_dir} and cannot be pulled",
+                       f"build it (ksi-multi image build --output {image_dir}) or load it (podman load)") from None
+    return wanted
+
+
+def wait_booted(home: PodmanHome, name: str, timeout: float) -> dict[str, float]:
+    """Wait for systemd, containerd and the preloaded images; return when each was ready (seconds)."""
+    started = time.monotonic()
+    marks: dict[str, float] = {}
+    checks = [("systemd", ["systemctl", "is-system-running"], ("running", "degraded")),
+              ("containerd", ["ctr", "version"], None),
+              ("images", ["systemctl", "is-active", "ksi-images.service"], ("active",))]
+    for what, cmd, accept in checks:
+        while True:
+            state = home.podman("container", "inspect", "--format", "{{.State.Status}}", name, check=False).stdout.strip()
+            if state != "running":
+                raise KsiError(f"node container {name} is {state or 'gone'} while waiting for {what}",
+                               f"see its log: podman logs {name} (in the job's scratch store)")
+            proc = home.podman("exec", name, *cmd, check=False, timeout=30)
+            out = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+            if (out in accept) if accept else proc.returncode == 0:
+                marks[what] = time.monotonic() - started
+                break
+            if time.monotonic() - started > timeout:
+                failed = home.podman("exec", name, "systemctl", "--failed", "--no-legend", check=False).stdout.strip()
+                raise KsiError(f"node {name}: {what} not ready after {timeout:g} s (last: {out or proc.stderr.strip()})"
+                               + (f"; failed units: {' '.join(line.split()[1] for line in failed.splitlines())}"
+                                  if failed else ""),
+                               "raise node_timeout if the host is slow; else see journalctl inside the node")
+            time.sleep(0.25)
+    if marks.get("systemd") is not None:
+        degraded = home.podman("exec", name, "systemctl", "--failed", "--no-legend", check=False).stdout.strip()
+        if degraded:
+            log.warning("node: failed units: %s", " ".join(line.split()[1] for line in degraded.splitlines()))
+    return marks
+
+
+def remove(home: PodmanHome, spec: NodeSpec) -> None:
+    """Stop and remove the node container and its volume (systemd gets its stop signal first)."""
+    home.podman("rm", "--force", "--time", "5", "--ignore", spec.name, check=False, timeout=60)
+    home.podman("volume", "rm", "--force", spec.volume, check=False, timeout=60)
+
+
+def listening(address: str, port: int, proto: str) -> bool:
+    """Whether something on this host listens on address:port (pasta binds silently or not at all)."""
+    import psutil
+
+    kind = "tcp4" if proto == "tcp" else "udp4"
+    for conn in psutil.net_connections(kind=kind):
+        if conn.laddr and conn.laddr.port == port and conn.laddr.ip in (address, "0.0.0.0"):
+            if proto == "udp" or conn.status == psutil.CONN_LISTEN:
+                return True
+    return False

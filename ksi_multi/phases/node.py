@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import getpass
+import logging
+import time
+
+from ksi_multi import doctor, node, scratch
+from ksi_multi.cgroups import JobCgroup
+from ksi_multi.errors import KsiError
+from ksi_multi.podman import PodmanHome
+
+log = logging.getLogger("ksi_multi.agent")
+
+
+class NodePhase:
+    """Start this host's Kind-style node container under rootless podman and wait until it has booted."""
+
+    name = "node"
+
+    def execute(self, ctx) -> None:
+        cfg, slurm = ctx.config, ctx.slurm
+        base = scratch.base_dir(cfg.scratch)
+        scratch.check_local(base)
+        job_scratch = scratch.job_scratch(base, slurm.job_id)
+        ctx.on_teardown("remove the job's scratch directory", lambda: scratch.remove(job_scratch))
+        home = PodmanHome(job_scratch / "podman")
+        ctx.on_teardown("remove the job's podman store", home.remove)
+        ctx.podman = home
+        image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser())
+        spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
+                             net_backend=cfg.net_backend, mesh_port=cfg.mesh_port,
+                             api_port=cfg.api_server_port if slurm.is_coordinator else None)
+        join = None
+        version, delegated, _ = doctor.delegated_cgroup(cfg.cgroup_parent, getpass.getuser())
+        if version == 1 and delegated:
+            cgroup = JobCgroup(delegated, f"job-{slurm.job_id}")
+            cgroup.create()
+            ctx.on_teardown("remove the job cgroup", cgroup.remove)
+            join = cgroup.join
+        ctx.on_teardown("remove the node container", lambda: node.remove(home, spec))
+        started = time.monotonic()
+        home.podman(*spec.run_args(), preexec_fn=join, timeout=120,
+                    fix="see the message above; `ksi-multi doctor` checks podman, pasta and cgroups")
+        ctx.node = spec
+        self._check_forwards(spec)
+        marks = node.wait_booted(home, spec.name, cfg.node_timeout)
+        log.info("node: %s up (%s) %s", spec.name, cfg.net_backend,
+                 ", ".join(f"{k} {v + 0:.1f}s" for k, v in marks.items()))
+        log.debug("node: container started %.1f s after podman run", time.monotonic() - started)
+
+    @staticmethod
+    def _check_forwards(spec: node.NodeSpec) -> None:
+        wanted = [("tcp", spec.api_port, "api_server_port"), ("udp", spec.mesh_port, "mesh_port")]
+        deadline = time.monotonic() + 10
+        for proto, port, key in wanted:
+            if not port:
+                continue
+            while not node.listening(spec.host_address, port, proto):
+                if time.monotonic() > deadline:
+                    raise KsiError(f"{spec.net_backend} did not forward {proto} port {port} on {spec.host_address}",
+                                   f"the port is probably taken: set {key} to a free port")
+                time.sleep(0.1)
