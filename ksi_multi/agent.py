@@ -83,13 +83,28 @@ def _raise_on_signal(signum: int, _frame: Any) -> None:
     raise Terminated(signal.Signals(signum).name)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _teardown(ctx: AgentContext) -> None:
+    """Undo every phase in reverse order; a second signal must not cut this short."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    started = time.monotonic()
+    log.info("teardown: start")
+    ctx.cleanup.close()
+    log.info("teardown: done in %.1f s", time.monotonic() - started)
+
+
 def run(ctx: AgentContext, phases: list[str]) -> None:
+    """Run the phases; tear down on success, failure or signal. A signal while holding the cluster is the
+    normal end of a job; anywhere else it is reported as a stop. Failures update status.json (rank 0)."""
     available = registry()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_on_signal)
     current = None
     try:
-        with ctx.cleanup:
+        try:
             for name in phases:
                 current = name
                 if ctx.status:
@@ -102,20 +117,18 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
                 if ctx.status:
                     ctx.status.timing(name, elapsed)
             current = None
-            log.info("all phases done; tearing down")
-    except Terminated:
+        finally:
+            _teardown(ctx)
+    except Terminated as exc:
+        log.info("%s during phase %s", exc.cause, current)
+        if ctx.status:
+            ctx.status.update(state="stopped", phase=None)
         if current != "wait":
-            if ctx.status:
-                ctx.status.update(state="stopped", error=None)
             raise
-        log.info("stopped while holding the cluster: the normal end of a job")
+        return
     except KsiError as exc:
         if ctx.status:
-            state = "stopped" if isinstance(exc, Terminated) else "failed"
-            ctx.status.update(state=state, error=None if state == "stopped" else f"{current}: {exc.cause}")
+            ctx.status.update(state="failed", error=f"{current}: {exc.cause}")
         raise
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
     if ctx.status:
         ctx.status.update(state="stopped", phase=None)

@@ -14,7 +14,7 @@ import click
 
 from ksi_multi import __version__
 from ksi_multi import config as configuration
-from ksi_multi.errors import KsiError
+from ksi_multi.errors import KsiError, Terminated
 
 log = logging.getLogger("ksi_multi")
 
@@ -33,6 +33,7 @@ def setup_logging(level: str, who: str, file: Path | None = None) -> None:
     for h in handlers:
         h.setFormatter(fmt)
         root.addHandler(h)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # the API client's own retries are not news
 
 
 def friendly_errors(fn):
@@ -94,6 +95,8 @@ def agent(until: str | None, **kwargs) -> None:
              ctx_slurm.rank, ctx_slurm.node_count, ctx.address, " > ".join(phases))
     try:
         agent_mod.run(ctx, phases)
+    except Terminated:
+        sys.exit(Terminated.exit_code)
     except KsiError as exc:
         log.error("%s", exc)
         raise
@@ -177,6 +180,23 @@ def submit(nodes: int, time_limit: str | None, partition: str | None, account: s
     click.echo(f"  status:     ksi-multi status --job {job_id}")
     click.echo(f"  kubeconfig: {job_dir / 'kubeconfig'} (once ready)")
     click.echo(f"  logs:       {job_dir}/")
+
+
+@main.command()
+@click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
+@config_options
+@friendly_errors
+def kubeconfig(job_id: str | None, **kwargs) -> None:
+    """Print the path of a job's kubeconfig (use: export KUBECONFIG=$(ksi-multi kubeconfig))."""
+    from ksi_multi import status as status_mod
+
+    cfg = load_config(kwargs)
+    job = status_mod.find_job(cfg.jobs_path(), job_id)
+    data = status_mod.read(job)
+    if not data.get("kubeconfig"):
+        raise KsiError(f"job {job.job_id} has no kubeconfig yet (state {data['state']}, phase {data.get('phase')})",
+                       f"wait for it: ksi-multi status --job {job.job_id}")
+    click.echo(data["kubeconfig"])
 
 
 @main.command()

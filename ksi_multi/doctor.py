@@ -176,6 +176,8 @@ def gather_podman(work: Path) -> Result:
 def _bind_error(proto: str, address: str, port: int) -> int | None:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as sock:
+        if proto == "tcp":  # as every server does: connections in TIME_WAIT do not make a port busy
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, port))
         except OSError as exc:

@@ -196,7 +196,7 @@ class Sandbox:
             return [*enter, "env", "-i", f"PATH={HOST_PATH}", "HOME=/root", "USER=root",
                     f"TERM={os.environ.get('TERM', 'dumb')}", "bash", "-lc", script]
         return [*enter, "setpriv", f"--reuid={UID}", f"--regid={UID}", "--init-groups", "--reset-env",
-                "bash", "-lc", f"cd ~ && {script}"]
+                "bash", "-lc", f"cd ~ || exit 1; {script}"]
 
     def exec(self, host: str, cmd: list[str] | str, root: bool = False, capture: bool = False, check: bool = False,
              timeout: float | None = None, input: str | None = None) -> subprocess.CompletedProcess:

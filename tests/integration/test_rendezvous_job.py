@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import NODES
+from tests.helpers import NODES
 
 pytestmark = pytest.mark.sandbox
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.integration.conftest import NAME, NODES, ksi
+from tests.helpers import NAME, NODES, ksi
 
 pytestmark = pytest.mark.sandbox
 

@@ -66,6 +66,23 @@ def test_ports_with_real_sockets():
     assert doctor._bind_error("tcp", "127.0.0.1", port) is None
 
 
+def test_tcp_port_with_only_time_wait_connections_is_free():
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    conn, _ = server.accept()
+    conn.close()  # the server side closes first: its socket stays in TIME_WAIT
+    client.close()
+    server.close()
+    assert doctor._bind_error("tcp", "127.0.0.1", port) is None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        assert doctor._bind_error("udp", "127.0.0.1", udp.getsockname()[1]) == errno.EADDRINUSE
+
+
 def _cgroup_tree(root: Path, rel: str, writable: bool) -> None:
     for c in doctor.V1_CONTROLLERS:
         d = root / c / rel

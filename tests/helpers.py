@@ -1,30 +1,19 @@
-"""Integration tests run for real in the sandbox: a virtual HPC cluster with Slurm and rootless podman."""
+"""Helpers for tests that run for real in the sandbox: a virtual HPC cluster with Slurm and rootless podman."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 import time
 
-import pytest
-
-from ksi_multi.sandbox.cluster import REPO, Sandbox
+from ksi_multi.sandbox.cluster import REPO, SHARED, Sandbox
 
 NODES = 4
 NAME = "test"  # its own sandbox: a user's sandbox "ksi" is left alone
 SBATCH = f"{REPO}/sbatch/ksi-multi.sbatch"
-
-
-def pytest_collection_modifyitems(items):
-    if os.geteuid() == 0:
-        return
-    skip = pytest.mark.skip(reason="the sandbox needs root (namespaces, mounts, cgroups); CI runs as root")
-    for item in items:
-        if "sandbox" in item.keywords:
-            item.add_marker(skip)
+IMAGES = SHARED / "images"  # built once per machine, read by every sandbox host
 
 
 def ksi(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -47,8 +36,8 @@ class Cluster:
             raise AssertionError(f"[{host}] {cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def sbatch(self, args: str, nodes: int = NODES, env: str = "") -> str:
-        out = self.sh(f"{env} sbatch --parsable -N {nodes} {SBATCH} {args}").stdout.strip()
+    def sbatch(self, args: str, nodes: int = NODES, env: str = "", slurm: str = "") -> str:
+        out = self.sh(f"{env} sbatch --parsable -N {nodes} {slurm} {SBATCH} {args}").stdout.strip()
         return out.split(";")[0]
 
     def job_state(self, job_id: str) -> str:
@@ -82,13 +71,19 @@ class Cluster:
                 found[h.name] = out
         return found
 
+    def wait_status(self, job_id: str, state: str, timeout: float = 400) -> dict:
+        deadline = time.monotonic() + timeout
+        while (status := self.status(job_id)).get("state") != state:
+            if status.get("state") == "failed" or self.job_state(job_id) not in ("PENDING", "RUNNING", "CONFIGURING"):
+                raise AssertionError(f"job {job_id} did not reach {state}: {status}\n{self.job_log(job_id)}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} not {state} after {timeout} s: {status}\n{self.job_log(job_id)}")
+            time.sleep(1)
+        return status
 
-@pytest.fixture(scope="session")
-def cluster():
-    box = Sandbox(NAME)
-    if box.alive():
-        ksi("sandbox", "down", "--name", NAME)
-    ksi("sandbox", "up", "-N", str(NODES), "--name", NAME)
-    yield Cluster(box)
-    ksi("sandbox", "down", "--name", NAME)
-    assert box.leftovers() == []
+    def leftovers(self, host: str, job_id: str) -> list[str]:
+        """What a job of the sandbox user left on a host: processes, scratch, cgroups."""
+        found = self.sh("pgrep -u ksiuser -a . | grep -v -e 'pgrep' -e 'bash -lc' -e 'hold-port' || true; "
+                        f"ls -d /tmp/ksi-multi-1500/{job_id} /sys/fs/cgroup/*/ksi-multi/ksiuser/job-{job_id} "
+                        "2>/dev/null || true", host=host).stdout.split("\n")
+        return [line for line in found if line.strip()]

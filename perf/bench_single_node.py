@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Single-node startup and pod->host bandwidth: pasta vs slirp4netns, measured in one run.
+
+Run as root:  python3 perf/bench_single_node.py [--seconds 5] [--keep]
+For each network backend a `sbatch -N 1` job is started in a fresh sandbox; the table shows every
+agent phase's duration, and the TCP bandwidth from a pod to the node's host (iperf3, 1 stream) as a
+ratio to host->host bandwidth between two sandbox hosts measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ksi_multi.sandbox.cluster import SHARED, Sandbox  # noqa: E402
+
+NAME = "bench"
+IMAGES = SHARED / "images"
+TOOLBOX = "localhost/ksi-multi/toolbox:1"
+PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready")
+
+
+def ksi(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "ksi_multi", *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+
+
+def sh(box: Sandbox, cmd: str, host: str = "login", root: bool = False, timeout: float = 300) -> str:
+    proc = box.exec(host, cmd, root=root, capture=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"[{host}] {cmd}: {proc.stderr or proc.stdout}")
+    return proc.stdout
+
+
+def iperf_gbps(report: str) -> float:
+    return json.loads(report)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def host_to_host(box: Sandbox, seconds: int) -> float:
+    sh(box, "setsid iperf3 -s -1 -p 5301 >/dev/null 2>&1 < /dev/null &", host="node02")
+    time.sleep(0.5)
+    return iperf_gbps(sh(box, f"iperf3 -c node02 -p 5301 -t {seconds} -J", host="node01"))
+
+
+def run_backend(box: Sandbox, backend: str, seconds: int) -> dict:
+    job = sh(box, f"sbatch --parsable -N 1 -w node01 {REPO}/sbatch/ksi-multi.sbatch --image-dir {IMAGES} "
+                  f"--net-backend {backend}").strip()
+    started = time.monotonic()
+    while True:
+        text = sh(box, f"cat ~/.ksi-multi/jobs/{job}/status.json 2>/dev/null || true")
+        status = json.loads(text) if text.strip() else {}
+        if status.get("state") == "ready":
+            break
+        if status.get("state") == "failed" or time.monotonic() - started > 600:
+            raise SystemExit(f"{backend}: job {job} did not get ready: {status}")
+        time.sleep(0.5)
+    total = time.monotonic() - started
+    kube = f"KUBECONFIG={status['kubeconfig']}"
+    sh(box, "setsid iperf3 -s -1 -p 5201 >/dev/null 2>&1 < /dev/null &", host="node01")
+    sh(box, f"{kube} kubectl run iperf --image={TOOLBOX} --restart=Never --command -- "
+            f"iperf3 -c {status['nodes'][0]['host']} -p 5201 -t {seconds} -J")
+    sh(box, f"{kube} kubectl wait --for=jsonpath='{{.status.phase}}'=Succeeded pod/iperf --timeout={seconds + 120}s",
+       timeout=seconds + 180)
+    gbps = iperf_gbps(sh(box, f"{kube} kubectl logs iperf"))
+    sh(box, f"scancel {job}")
+    while re.search(r"JobState=(RUNNING|COMPLETING)", sh(box, f"scontrol show job {job} -o", root=True)):
+        time.sleep(0.5)
+    return {"timings": status["timings"], "submit_to_ready": total, "pod_to_host_gbps": gbps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration")
+    parser.add_argument("--keep", action="store_true", help="leave the sandbox up")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the sandbox needs namespaces, mounts and cgroups")
+    box = Sandbox(NAME)
+    if box.alive():
+        ksi("sandbox", "down", "--name", NAME)
+    ksi("image", "build", "--output", str(IMAGES))
+    ksi("sandbox", "up", "-N", "2", "--name", NAME)
+    try:
+        baseline = host_to_host(box, args.seconds)
+        results = {b: run_backend(box, b, args.seconds) for b in ("pasta", "slirp4netns")}
+    finally:
+        if not args.keep:
+            ksi("sandbox", "down", "--name", NAME)
+    names = list(results)
+    print(f"\nksi-multi single-node benchmark ({os.cpu_count()} CPUs; iperf3 {args.seconds} s, 1 stream)\n")
+    print(f"{'startup phase (s)':<28}" + "".join(f"{n:>14}" for n in names))
+    for phase in PHASES:
+        print(f"{'  ' + phase:<28}" + "".join(f"{results[n]['timings'].get(phase, 0):>14.1f}" for n in names))
+    print(f"{'  submit to Ready':<28}" + "".join(f"{results[n]['submit_to_ready']:>14.1f}" for n in names))
+    print(f"\n{'TCP bandwidth':<28}" + "".join(f"{n:>14}" for n in names) + f"{'host->host':>14}")
+    print(f"{'  Gbit/s':<28}" + "".join(f"{results[n]['pod_to_host_gbps']:>14.2f}" for n in names)
+          + f"{baseline:>14.2f}")
+    print(f"{'  ratio to host->host':<28}" + "".join(f"{results[n]['pod_to_host_gbps'] / baseline:>14.2f}"
+                                                    for n in names) + f"{1:>14.2f}")
+
+
+if __name__ == "__main__":
+    main()

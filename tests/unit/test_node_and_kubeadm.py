@@ -1,0 +1,121 @@
+import json
+
+import pytest
+import yaml
+
+from ksi_multi import kubeadm
+from ksi_multi.cgroups import V1, JobCgroup
+from ksi_multi.errors import KsiError
+from ksi_multi.image.kubernetes import split_version
+from ksi_multi.node import NODE_ADDRESS, NodeSpec
+
+ADMIN_CONF = """\
+apiVersion: v1
+kind: Config
+clusters:
+- cluster: {certificate-authority-data: Q0E=, server: 'https://10.0.2.100:6443'}
+  name: ksi-7
+contexts:
+- context: {cluster: ksi-7, user: kubernetes-admin}
+  name: kubernetes-admin@ksi-7
+current-context: kubernetes-admin@ksi-7
+users:
+- name: kubernetes-admin
+  user: {client-certificate-data: Q0VSVA==, client-key-data: S0VZ}
+"""
+
+
+def plan(**kw):
+    values = dict(job_id="7", kubernetes_version="v1.32.5", node_name="node01", node_ip=NODE_ADDRESS,
+                  host_address="10.77.0.11", api_server_port=6443, token="abcdef.0123456789abcdef")
+    values.update(kw)
+    return kubeadm.ClusterPlan(**values)
+
+
+def test_node_spec_forwards_only_what_is_needed_on_the_host_address():
+    rank0 = NodeSpec("7", "node01", "img:1", "10.77.0.11", api_port=16443, mesh_port=51820)
+    args = rank0.run_args()
+    assert args[:2] == ["run", "--detach"]
+    assert args[args.index("--name") + 1] == "ksi-7-node01"
+    assert ["-p", "10.77.0.11:16443:6443/tcp"] == args[args.index("-p"):args.index("-p") + 2]
+    assert "10.77.0.11:51820:51820/udp" in args
+    assert args[args.index("--network") + 1].startswith(f"pasta:-a,{NODE_ADDRESS},")
+    assert "--cgroupns=private" in args and "--systemd=false" in args
+    assert args[-2:] == ["img:1", "/sbin/init"]
+    worker = NodeSpec("7", "node02", "img:1", "10.77.0.12", net_backend="slirp4netns", mesh_port=51820)
+    assert not any(a.endswith("/tcp") for a in worker.run_args())
+    assert worker.network().startswith("slirp4netns:port_handler=slirp4netns")
+    assert worker.volume == "ksi-7-node02-containerd"
+
+
+def test_two_jobs_on_one_host_do_not_share_names():
+    a, b = NodeSpec("7", "node01", "i", "h"), NodeSpec("8", "node01", "i", "h")
+    assert {a.name, a.volume} & {b.name, b.volume} == set()
+
+
+def test_init_config_has_the_rootless_settings():
+    docs = list(yaml.safe_load_all(kubeadm.init_config(plan())))
+    kinds = {d["kind"]: d for d in docs}
+    init, cluster = kinds["InitConfiguration"], kinds["ClusterConfiguration"]
+    assert init["bootstrapTokens"][0]["token"] == "abcdef.0123456789abcdef"
+    assert init["localAPIEndpoint"]["advertiseAddress"] == NODE_ADDRESS
+    assert {"name": "node-ip", "value": NODE_ADDRESS} in init["nodeRegistration"]["kubeletExtraArgs"]
+    assert cluster["kubernetesVersion"] == "v1.32.5"
+    assert {"10.77.0.11", NODE_ADDRESS, "node01", "localhost"} <= set(cluster["apiServer"]["certSANs"])
+    assert kinds["KubeletConfiguration"]["featureGates"] == {"KubeletInUserNamespace": True}
+    assert kinds["KubeletConfiguration"]["cgroupRoot"] == "/kubelet"
+    assert kinds["KubeletConfiguration"]["localStorageCapacityIsolation"] is False
+    conntrack = kinds["KubeProxyConfiguration"]["conntrack"]
+    assert conntrack["maxPerCore"] == 0 and conntrack["tcpEstablishedTimeout"] == "0s"
+
+
+def test_user_kubeconfig_points_at_the_forwarded_port_and_keeps_tls():
+    conf = yaml.safe_load(kubeadm.user_kubeconfig(ADMIN_CONF, plan(api_server_port=16443)))
+    cluster = conf["clusters"][0]["cluster"]
+    assert cluster["server"] == "https://10.77.0.11:16443"
+    assert cluster["certificate-authority-data"] == "Q0E="
+    assert "insecure-skip-tls-verify" not in cluster
+    assert conf["current-context"] == "ksi-7"
+    assert conf["contexts"][0]["context"]["cluster"] == "ksi-7"
+
+
+def test_cni_config_and_pod_ranges():
+    conf = json.loads(kubeadm.cni_config(kubeadm.pod_cidr(3)))
+    bridge = conf["plugins"][0]
+    assert bridge["type"] == "bridge"
+    assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.3.0/24"}]]
+    assert kubeadm.pod_cidr(0) == "10.244.0.0/24"
+    with pytest.raises(ValueError):
+        kubeadm.pod_cidr(256)
+
+
+def test_bootstrap_tokens_are_well_formed_and_fresh():
+    tokens = {kubeadm.bootstrap_token() for _ in range(20)}
+    assert len(tokens) == 20
+    for t in tokens:
+        left, right = t.split(".")
+        assert len(left) == 6 and len(right) == 16 and t == t.lower()
+
+
+def test_kubernetes_version_forms():
+    assert split_version("1.32") == ("1.32", "auto")
+    assert split_version("v1.32.5") == ("1.32", "v1.32.5")
+    assert split_version("1.31.2") == ("1.31", "v1.31.2")
+    for bad in ("latest", "2.0", "1", "v1.x.3"):
+        with pytest.raises(KsiError, match="bad Kubernetes version"):
+            split_version(bad)
+
+
+def test_job_cgroup_created_and_removed_bottom_up(tmp_path):
+    for c in V1:
+        (tmp_path / c / "ksi-multi/alice").mkdir(parents=True)
+    (tmp_path / "cpuset/cpuset.cpus").write_text("0-1\n")
+    (tmp_path / "cpuset/ksi-multi/alice/cpuset.cpus").write_text("0-1\n")
+    (tmp_path / "cpuset/ksi-multi/alice/cpuset.mems").write_text("0\n")
+    cg = JobCgroup("ksi-multi/alice", "job-7", root=tmp_path)
+    cg.create()
+    assert all(p.is_dir() for p in cg.paths()) and len(cg.paths()) == len(V1)
+    (tmp_path / "memory/ksi-multi/alice/job-7/kubelet/pods").mkdir(parents=True)  # what systemd/kubelet add
+    cg.remove()
+    assert not any(p.exists() for p in cg.paths())
+    assert (tmp_path / "memory/ksi-multi/alice").is_dir()
