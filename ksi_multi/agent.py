@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from ksi_multi.config import Config
 from ksi_multi.errors import KsiError, Terminated
-from ksi_multi.jobdir import JobDir
+from ksi_multi.jobdir import JobDir, write_json
 from ksi_multi.slurm import SlurmContext
 from ksi_multi.status import StatusFile
 
@@ -35,6 +35,7 @@ class AgentContext:
     node: Any = None  # NodeSpec of the running node container
     node_ip: str = ""  # this node's Kubernetes address, set by the mesh phase
     cluster: Any = None  # ClusterPlan, set by the cluster phase
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds, in order
 
     def on_teardown(self, what: str, fn: Callable[[], Any]) -> None:
         """Register a teardown step; steps run in reverse order and one failing does not stop the rest."""
@@ -96,6 +97,16 @@ def _teardown(ctx: AgentContext) -> None:
     log.info("teardown: done in %.1f s", time.monotonic() - started)
 
 
+def _report_timings(ctx: AgentContext) -> None:
+    """Print this node's phase durations; rank 0 also writes them to timings.json in the job directory."""
+    timings = ctx.timings
+    if not timings:
+        return
+    log.info("timings: %s", ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    if ctx.slurm.is_coordinator:
+        write_json(ctx.job.path / "timings.json", {k: round(v, 3) for k, v in timings.items()})
+
+
 def run(ctx: AgentContext, phases: list[str]) -> None:
     """Run the phases; tear down on success, failure or signal. A signal while holding the cluster is the
     normal end of a job; anywhere else it is reported as a stop. Failures update status.json (rank 0)."""
@@ -114,11 +125,13 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
                 available[name]().execute(ctx)
                 elapsed = time.monotonic() - started
                 log.info("phase %s: done in %.2f s", name, elapsed)
+                ctx.timings[name] = elapsed
                 if ctx.status:
                     ctx.status.timing(name, elapsed)
             current = None
         finally:
             _teardown(ctx)
+            _report_timings(ctx)
     except Terminated as exc:
         log.info("%s during phase %s", exc.cause, current)
         if ctx.status:

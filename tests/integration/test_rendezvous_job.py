@@ -23,6 +23,7 @@ def test_four_agents_register_and_status_lists_them(cluster):
     assert len({n["host"] for n in nodes}) == NODES
     assert {n["name"]: n["host"] for n in nodes} == {h.name: h.address for h in cluster.plan.compute}
     assert set(status["timings"]) == {"doctor", "rendezvous"}
+    assert json.loads(cluster.job_file(job, "timings.json")) == status["timings"]
     cli = json.loads(cluster.sh(f"ksi-multi status --job {job} --json").stdout)
     assert cli["nodes"] == nodes
     modes = cluster.sh(f"stat -c '%a %n' ~/.ksi-multi/jobs/{job} ~/.ksi-multi/jobs/{job}/*").stdout
