@@ -137,6 +137,35 @@ def status(job_id: str | None, as_json: bool, **kwargs) -> None:
             click.echo(line)
 
 
+@main.command("wait-ready")
+@click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
+@click.option("--timeout", type=float, default=900, show_default=True, help="seconds")
+@config_options
+@friendly_errors
+def wait_ready(job_id: str | None, timeout: float, **kwargs) -> None:
+    """Wait until a job's cluster is ready; fail as soon as it failed or stopped."""
+    import time
+
+    from ksi_multi import status as status_mod
+
+    cfg = load_config(kwargs)
+    deadline = time.monotonic() + timeout
+    while True:
+        job = status_mod.find_job(cfg.jobs_path(), job_id)
+        data = job.read_json(job.status_file) or {}
+        state = data.get("state")
+        if state == "ready":
+            click.echo(data["kubeconfig"])
+            return
+        if state in ("failed", "stopped"):
+            raise KsiError(f"job {job.job_id} {state} before it was ready" + (f": {data['error']}" if data.get("error")
+                                                                                else ""), f"see {job.path}/")
+        if time.monotonic() > deadline:
+            raise KsiError(f"job {job.job_id} not ready after {timeout:g} s (state {state}, phase {data.get('phase')})",
+                           f"see {job.path}/")
+        time.sleep(1)
+
+
 @main.command()
 @config_options
 @friendly_errors
@@ -165,16 +194,21 @@ def doctor(**kwargs) -> None:
 @click.option("-p", "--partition", default=None, help="Slurm partition")
 @click.option("-A", "--account", default=None, help="Slurm account")
 @click.option("--until", default=None, metavar="PHASE", help="stop the agents after this phase")
+@click.argument("workload", nargs=-1, type=click.UNPROCESSED)
 @config_options
 @friendly_errors
 def submit(nodes: int, time_limit: str | None, partition: str | None, account: str | None,
-           until: str | None, **kwargs) -> None:
-    """Submit the ksi-multi batch job and say where its kubeconfig will appear."""
+           until: str | None, workload: tuple[str, ...], **kwargs) -> None:
+    """Submit the ksi-multi batch job and say where its kubeconfig will appear.
+
+    After `--`, a WORKLOAD command runs in the job once the cluster is ready (with KUBECONFIG set);
+    the cluster is torn down when it ends, and the job's exit status is the workload's.
+    """
     from ksi_multi import submit as submit_mod
 
     cfg = load_config(kwargs)
     job_id = submit_mod.submit(cfg, nodes=nodes, time_limit=time_limit, partition=partition,
-                               account=account, until=until)
+                               account=account, until=until, workload=list(workload))
     job_dir = cfg.jobs_path() / job_id
     click.echo(f"submitted job {job_id} on {nodes} node(s)")
     click.echo(f"  status:     ksi-multi status --job {job_id}")

@@ -17,14 +17,15 @@ class PodmanHome:
     state under $XDG_RUNTIME_DIR, so pointing those (and the config dir) into `base` is enough.
     """
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, runtime: Path | None = None) -> None:
         self.base = base
+        # Sockets live here (slirp4netns's API socket among them): unix socket paths must stay < 108 bytes.
+        self.runtime = runtime or base / "xdg-run"
 
     def env(self) -> dict[str, str]:
         self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        runtime = self.base / "xdg-run"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        return {"XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(self.base / "config"),
+        self.runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return {"XDG_RUNTIME_DIR": str(self.runtime), "XDG_CONFIG_HOME": str(self.base / "config"),
                 "XDG_DATA_HOME": str(self.base / "data"), "TMPDIR": str(self.base),
                 "PODMAN_IGNORE_CGROUPSV1_WARNING": "1"}
 
@@ -33,7 +34,7 @@ class PodmanHome:
 
     def stop_pause_process(self) -> None:
         """Rootless podman keeps a pause process holding its user namespace; end it with the job."""
-        pid_file = self.base / "xdg-run" / "libpod" / "tmp" / "pause.pid"
+        pid_file = self.runtime / "libpod" / "tmp" / "pause.pid"
         try:
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
         except (FileNotFoundError, ValueError, ProcessLookupError):
@@ -44,9 +45,10 @@ class PodmanHome:
         if not self.base.exists():
             return
         try:
-            run(["podman", "unshare", "rm", "-rf", str(self.base / "data"), str(self.base / "xdg-run" / "containers")],
+            run(["podman", "unshare", "rm", "-rf", str(self.base / "data"), str(self.runtime / "containers")],
                 timeout=300, extra_env=self.env())
         except CommandError:
             pass
         self.stop_pause_process()
         shutil.rmtree(self.base, ignore_errors=True)
+        shutil.rmtree(self.runtime, ignore_errors=True)

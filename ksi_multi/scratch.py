@@ -54,6 +54,11 @@ def job_scratch(base: Path, job_id: str) -> Path:
     return base / f"ksi-multi-{os.getuid()}" / job_id
 
 
+def runtime_dir(job_id: str) -> Path:
+    """Short per-job directory for sockets (a unix socket path must stay under 108 bytes)."""
+    return Path("/tmp") / f"ksi-{os.getuid()}-{job_id}"
+
+
 def remove(job_dir: Path) -> None:
     """Remove a job's scratch directory, and the per-user directory above it once it is empty."""
     import shutil

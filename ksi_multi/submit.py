@@ -25,7 +25,7 @@ def agent_args(config: Config, until: str | None) -> list[str]:
 
 
 def sbatch_command(config: Config, nodes: int, time_limit: str | None = None, partition: str | None = None,
-                   account: str | None = None, until: str | None = None) -> list[str]:
+                   account: str | None = None, until: str | None = None, workload: list[str] | None = None) -> list[str]:
     jobs = config.jobs_path()
     cmd = ["sbatch", "--parsable", f"--nodes={nodes}", f"--output={jobs}/slurm-%j.out"]
     if time_limit:
@@ -34,7 +34,10 @@ def sbatch_command(config: Config, nodes: int, time_limit: str | None = None, pa
         cmd.append(f"--partition={partition}")
     if account:
         cmd.append(f"--account={account}")
-    return cmd + [str(BATCH_SCRIPT), *agent_args(config, until)]
+    if workload and until:
+        raise KsiError("a workload needs the whole cluster; it cannot be combined with --until",
+                       "drop --until, or drop the workload")
+    return cmd + [str(BATCH_SCRIPT), *agent_args(config, until), *(["--", *workload] if workload else [])]
 
 
 def submit(config: Config, nodes: int, **options) -> str:

@@ -84,6 +84,7 @@ class Cluster:
     def leftovers(self, host: str, job_id: str) -> list[str]:
         """What a job of the sandbox user left on a host: processes, scratch, cgroups."""
         found = self.sh("pgrep -u ksiuser -a . | grep -v -e 'pgrep' -e 'bash -lc' -e 'hold-port' || true; "
-                        f"ls -d /tmp/ksi-multi-1500/{job_id} /sys/fs/cgroup/*/ksi-multi/ksiuser/job-{job_id} "
+                        f"ls -d /tmp/ksi-multi-1500/{job_id} /tmp/ksi-1500-{job_id} "
+                        f"/sys/fs/cgroup/*/ksi-multi/ksiuser/job-{job_id} "
                         "2>/dev/null || true", host=host).stdout.split("\n")
         return [line for line in found if line.strip()]

@@ -23,7 +23,7 @@ class NodePhase:
         scratch.check_local(base)
         job_scratch = scratch.job_scratch(base, slurm.job_id)
         ctx.on_teardown("remove the job's scratch directory", lambda: scratch.remove(job_scratch))
-        home = PodmanHome(job_scratch / "podman")
+        home = PodmanHome(job_scratch / "podman", runtime=scratch.runtime_dir(slurm.job_id))
         ctx.on_teardown("remove the job's podman store", home.remove)
         ctx.podman = home
         image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser())

@@ -13,9 +13,22 @@ def test_sbatch_command_passes_non_default_settings_to_the_agents(tmp_path, monk
     assert args == ["--net-backend", "slirp4netns", "--rendezvous-timeout", "60.0", "--until", "rendezvous"]
 
 
+def test_workload_goes_after_the_separator(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = config.load(env={})
+    cmd = submit.sbatch_command(cfg, nodes=2, workload=["python3", "job.py", "--x"])
+    assert cmd[-5:] == [str(submit.BATCH_SCRIPT), "--", "python3", "job.py", "--x"]
+    import pytest
+
+    from ksi_multi.errors import KsiError
+
+    with pytest.raises(KsiError, match="cannot be combined with --until"):
+        submit.sbatch_command(cfg, nodes=2, until="node", workload=["x"])
+
+
 def test_batch_script_is_a_real_slurm_script():
     text = submit.BATCH_SCRIPT.read_text()
     assert text.startswith("#!/bin/bash\n")
     assert "#SBATCH --ntasks-per-node=1" in text
     assert "#SBATCH --signal=B:TERM@60" in text
-    assert 'srun --ntasks-per-node=1 --wait=120 ksi-multi agent "$@"' in text
+    assert 'srun --ntasks-per-node=1 --wait=120 ksi-multi agent "${agent_args[@]}"' in text
