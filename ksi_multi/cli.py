@@ -151,8 +151,14 @@ def wait_ready(job_id: str | None, timeout: float, **kwargs) -> None:
     cfg = load_config(kwargs)
     deadline = time.monotonic() + timeout
     while True:
-        job = status_mod.find_job(cfg.jobs_path(), job_id)
-        data = job.read_json(job.status_file) or {}
+        try:
+            job = status_mod.find_job(cfg.jobs_path(), job_id)
+            data = job.read_json(job.status_file) or {}
+        except KsiError:  # the job has not started yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+            continue
         state = data.get("state")
         if state == "ready":
             click.echo(data["kubeconfig"])

@@ -89,9 +89,10 @@ def shell(host: str, root: bool, name: str, command: tuple[str, ...]) -> None:
 @name_option
 @_friendly
 def demo(nodes: int, name: str) -> None:
-    """Sandbox up (if needed), submit a ksi-multi job as the sandbox user, wait, and summarise."""
+    """Sandbox up (if needed), build the images, start a cluster job as the sandbox user, check it, summarise."""
+    from ksi_multi.cli import default_cache
     from ksi_multi.sandbox.cluster import Sandbox, require_root
     from ksi_multi.sandbox.demo import run_demo
 
     require_root("demo")
-    run_demo(Sandbox(name), nodes, echo=click.echo)
+    run_demo(Sandbox(name), nodes, default_cache(), echo=click.echo)
