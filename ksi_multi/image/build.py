@@ -59,6 +59,7 @@ class Built:
     node_archive: Path
     toolbox_archive: Path
     kubernetes: str
+    ksi_wg: Path
 
 
 class Progress:
@@ -150,12 +151,14 @@ def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
                                           stop_signal="SIGRTMIN+3"))
         toolbox_archive = output / "toolbox.tar"
         shutil.copyfile(work / "images" / "toolbox.tar", toolbox_archive)
+        ksi_wg = progress.step("mesh helper ksi-wg (Go modules)", kubernetes.build_ksi_wg, cache_root,
+                               output / "ksi-wg")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    built = Built(node_tag, node_archive, toolbox_archive, bins.kubernetes)
+    built = Built(node_tag, node_archive, toolbox_archive, bins.kubernetes, ksi_wg)
     (output / "images.json").write_text(json.dumps(
         {"node": {"tag": node_tag, "archive": node_archive.name}, "toolbox": {"tag": TOOLBOX_TAG,
-         "archive": toolbox_archive.name}, "kubernetes": bins.kubernetes,
+         "archive": toolbox_archive.name}, "kubernetes": bins.kubernetes, "ksi_wg": ksi_wg.name,
          "timings": {k: round(v, 1) for k, v in progress.timings.items()}}, indent=2) + "\n")
     echo("[image] done: " + ", ".join(f"{k} {v:.0f}s" for k, v in progress.timings.items()))
     return built

@@ -87,3 +87,21 @@ def ensure(version: str, cache_root: Path, echo: Callable[[str], None] = print) 
     partial.rename(out)
     echo(f"Kubernetes binaries ready in {time.monotonic() - started:.0f} s")
     return Binaries(bin_dir, _versions(out / "versions.env"))
+
+
+KSI_WG = Path(__file__).resolve().parent.parent.parent / "netplugins" / "wireguard" / "ksi-wg"
+
+
+def build_ksi_wg(cache_root: Path, out: Path) -> Path:
+    """The mesh's WireGuard helper: a static binary run by every agent on its host (not in the node)."""
+    if not shutil.which("go"):
+        raise KsiError("Go is not installed; the mesh helper ksi-wg is built from Go modules",
+                       "install Go >= 1.24 or put it on PATH")
+    go = cache_root / "go" / GO_CACHE_VERSION
+    run(["go", "build", "-trimpath", "-tags", "netgo,osusergo",
+         "-ldflags", "-s -w -linkmode external -extldflags -static", "-o", str(out), "."],
+        cwd=KSI_WG, timeout=1800, capture=True,
+        extra_env={"CGO_ENABLED": "1", "GOMODCACHE": str(go / "gomodcache"), "GOCACHE": str(go / "gocache"),
+                   "GOFLAGS": "-mod=readonly -modcacherw", "GOTOOLCHAIN": "local"},
+        fix="check that the Go module proxy is reachable and a C compiler with static libc is installed")
+    return out

@@ -14,7 +14,7 @@ PACKAGES = (
     # the HPC side
     "slurm-wlm", "munge",
     # networking tools the node plugins and tests use
-    "wireguard-go", "wireguard-tools", "iproute2", "iptables", "iperf3", "curl", "ca-certificates",
+    "wireguard-go", "wireguard-tools", "iproute2", "iptables", "iperf3", "curl", "ca-certificates", "iputils-ping",
     # ksi-multi itself runs from the checkout on these
     "python3", "python3-click", "python3-yaml", "python3-jinja2", "python3-psutil", "python3-pyroute2",
     "python3-kubernetes", "kubectl",
