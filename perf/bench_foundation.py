@@ -16,12 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from ksi_multi.sandbox.cluster import Sandbox  # noqa: E402
+from _sandbox import REPO, Sandbox, fresh_sandbox
 
 NAME = "bench"
 
@@ -59,11 +55,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-cold", action="store_true")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root: the sandbox needs namespaces, mounts and cgroups")
-    box = Sandbox(NAME)
-    if box.alive():
-        ksi("sandbox", "down", "--name", NAME)
+    box = fresh_sandbox(NAME)
     rows: dict[str, list[float]] = {}
     if not args.skip_cold:
         with tempfile.TemporaryDirectory(prefix="ksi-bench-cache-") as cache:

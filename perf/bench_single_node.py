@@ -13,24 +13,16 @@ import argparse
 import json
 import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _sandbox import REPO, Sandbox, fresh_sandbox, ksi
 
-from ksi_multi.sandbox.cluster import SHARED, Sandbox  # noqa: E402
+from ksi_multi.sandbox.cluster import SHARED
 
 NAME = "bench"
 IMAGES = SHARED / "images"
 TOOLBOX = "localhost/ksi-multi/toolbox:1"
 PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready")
-
-
-def ksi(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "ksi_multi", *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 
 def sh(box: Sandbox, cmd: str, host: str = "login", root: bool = False, timeout: float = 300) -> str:
@@ -81,11 +73,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox up")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root: the sandbox needs namespaces, mounts and cgroups")
-    box = Sandbox(NAME)
-    if box.alive():
-        ksi("sandbox", "down", "--name", NAME)
+    box = fresh_sandbox(NAME)
     ksi("image", "build", "--output", str(IMAGES))
     ksi("sandbox", "up", "-N", "2", "--name", NAME)
     try:

@@ -25,29 +25,25 @@ def test_missing_image(cluster, images):
     _fails(cluster, "--image-dir /nonexistent/images", "node: no node image")
 
 
-def test_missing_pasta(cluster, images):
-    cluster.sh("chmod 0 /usr/bin/pasta /usr/bin/pasta.avx2", host=HOST, root=True)
+MEMORY = "/sys/fs/cgroup/memory/ksi-multi/ksiuser"
+BROKEN = {  # what an admin's host may lack: (break it as root, restore it, the message the job must give)
+    "missing pasta": ("chmod 0 /usr/bin/pasta /usr/bin/pasta.avx2", "chmod 755 /usr/bin/pasta /usr/bin/pasta.avx2",
+                      "doctor: node03: pasta: not installed"),
+    "no tun device": ("chmod 600 /dev/net/tun", "chmod 666 /dev/net/tun",
+                      "/dev/net/tun: cannot open /dev/net/tun: Permission denied"),
+    "no delegated cgroups": (f"chown root:root {MEMORY} {MEMORY}/cgroup.procs", f"chown -R ksiuser:ksiuser {MEMORY}",
+                             "cgroup delegation: v1, no writable delegated subtree"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_missing_prerequisite(cluster, images, case):
+    breaks, restore, expect = BROKEN[case]
+    cluster.sh(breaks, host=HOST, root=True)
     try:
-        _fails(cluster, f"--image-dir {IMAGES}", "doctor: node03: pasta: not installed")
+        _fails(cluster, f"--image-dir {IMAGES}", expect)
     finally:
-        cluster.sh("chmod 755 /usr/bin/pasta /usr/bin/pasta.avx2", host=HOST, root=True)
-
-
-def test_no_tun_device(cluster, images):
-    cluster.sh("chmod 600 /dev/net/tun", host=HOST, root=True)
-    try:
-        _fails(cluster, f"--image-dir {IMAGES}", "/dev/net/tun: cannot open /dev/net/tun: Permission denied")
-    finally:
-        cluster.sh("chmod 666 /dev/net/tun", host=HOST, root=True)
-
-
-def test_no_delegated_cgroups(cluster, images):
-    cluster.sh("chown root:root /sys/fs/cgroup/memory/ksi-multi/ksiuser /sys/fs/cgroup/memory/ksi-multi/ksiuser/cgroup.procs",
-               host=HOST, root=True)
-    try:
-        _fails(cluster, f"--image-dir {IMAGES}", "cgroup delegation: v1, no writable delegated subtree")
-    finally:
-        cluster.sh("chown -R ksiuser:ksiuser /sys/fs/cgroup/memory/ksi-multi/ksiuser", host=HOST, root=True)
+        cluster.sh(restore, host=HOST, root=True)
 
 
 def test_busy_api_port(cluster, images):
