@@ -35,6 +35,7 @@ class AgentContext:
     node: Any = None  # NodeSpec of the running node container
     node_ip: str = ""  # this node's Kubernetes address, set by the mesh phase
     cluster: Any = None  # ClusterPlan, set by the cluster phase
+    mesh: Any = None  # the running mesh (several nodes), set by the mesh phase
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds, in order
 
     def on_teardown(self, what: str, fn: Callable[[], Any]) -> None:

@@ -60,6 +60,21 @@ def init_config(plan: ClusterPlan) -> str:
         feature_gates=FEATURE_GATES, pod_subnet=POD_SUBNET, service_subnet=SERVICE_SUBNET)
 
 
+def join_config(job_id: str, node_name: str, node_ip: str, join: dict) -> str:
+    return render("kubeadm-join.yaml.j2", job_id=job_id, node_name=node_name, node_ip=node_ip,
+                  endpoint=join["endpoint"], token=join["token"], ca_cert_hash=join["ca_cert_hash"])
+
+
+def parse_join_command(text: str) -> dict:
+    """Token and CA hash from `kubeadm token create --print-join-command` output."""
+    words = text.split()
+    try:
+        return {"endpoint": words[words.index("join") + 1], "token": words[words.index("--token") + 1],
+                "ca_cert_hash": words[words.index("--discovery-token-ca-cert-hash") + 1]}
+    except (ValueError, IndexError):
+        raise ValueError("not a kubeadm join command") from None
+
+
 def cni_config(pod_cidr_of_node: str) -> str:
     """Debian's reference plugins: a bridge with host-local addresses from the node's pod range."""
     return json.dumps({

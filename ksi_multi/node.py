@@ -123,7 +123,7 @@ def wait_booted(home: PodmanHome, name: str, timeout: float) -> dict[str, float]
 
 def remove(home: PodmanHome, spec: NodeSpec) -> None:
     """Stop and remove the node container and its volume (systemd gets its stop signal first)."""
-    home.podman("rm", "--force", "--time", "5", "--ignore", spec.name, check=False, timeout=60)
+    home.podman("rm", "--force", "--time", "3", "--ignore", spec.name, check=False, timeout=60)
     home.podman("volume", "rm", "--force", spec.volume, check=False, timeout=60)
 
 

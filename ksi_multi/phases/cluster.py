@@ -4,40 +4,68 @@ import logging
 import time
 
 from ksi_multi import kubeadm
-from ksi_multi.jobdir import write_private
+from ksi_multi.errors import KsiError
+from ksi_multi.jobdir import write_json, write_private
 
 log = logging.getLogger("ksi_multi.agent")
 
 ADMIN = ["--kubeconfig", "/etc/kubernetes/admin.conf"]
+KUBELET_HINT = "see the kubelet's log: journalctl -u kubelet inside the node container"
 
 
 class ClusterPhase:
-    """kubeadm init on rank 0 (rootless settings), CNI, storage, and the user's kubeconfig."""
+    """kubeadm init on rank 0 (rootless settings), kubeadm join on the others; CNI, storage, kubeconfig."""
 
     name = "cluster"
 
     def execute(self, ctx) -> None:
+        self._write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(kubeadm.pod_cidr(ctx.slurm.rank)))
+        if ctx.slurm.is_coordinator:
+            self._init(ctx)
+        else:
+            self._join(ctx)
+
+    def _init(self, ctx) -> None:
         home, node = ctx.podman, ctx.node
         version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
         plan = kubeadm.ClusterPlan(job_id=ctx.slurm.job_id, kubernetes_version=version, node_name=ctx.slurm.hostname,
                                    node_ip=ctx.node_ip, host_address=ctx.address,
                                    api_server_port=ctx.config.api_server_port, token=kubeadm.bootstrap_token())
         ctx.cluster = plan
-        self._write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(kubeadm.pod_cidr(ctx.slurm.rank)))
         self._write(ctx, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
         started = time.monotonic()
         home.podman("exec", node.name, "kubeadm", "init", "--config", "/ksi/kubeadm.yaml", "--skip-token-print",
-                    "--skip-phases=preflight", timeout=600, secrets=[plan.token],
-                    fix="see the kubelet's log: journalctl -u kubelet inside the node container")
+                    "--skip-phases=preflight", timeout=600, secrets=[plan.token], fix=KUBELET_HINT)
         log.info("cluster: kubeadm init done in %.1f s", time.monotonic() - started)
         kubectl = ["exec", "-i", node.name, "kubectl", *ADMIN]
         home.podman(*kubectl, "apply", "-f", "-", input=kubeadm.STORAGE_CLASS)
         if ctx.slurm.node_count == 1:
             home.podman(*kubectl, "taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-")
+        else:
+            command = home.podman("exec", node.name, "kubeadm", "token", "create", "--ttl", "2h",
+                                  "--print-join-command", *ADMIN).stdout
+            write_json(ctx.job.path / "join.json", kubeadm.parse_join_command(command))  # 0600, never logged
+            ctx.on_teardown("remove the join material", lambda: (ctx.job.path / "join.json").unlink(missing_ok=True))
         admin = home.podman("exec", node.name, "cat", "/etc/kubernetes/admin.conf").stdout
         write_private(ctx.job.kubeconfig_file, kubeadm.user_kubeconfig(admin, plan))
         ctx.status.update(kubeconfig=str(ctx.job.kubeconfig_file))
         log.info("cluster: kubeconfig for %s written to %s", plan.server_url, ctx.job.kubeconfig_file)
+
+    def _join(self, ctx) -> None:
+        deadline = time.monotonic() + ctx.config.ready_timeout
+        join_file = ctx.job.path / "join.json"
+        while (join := ctx.job.read_json(join_file)) is None:
+            if time.monotonic() > deadline:
+                raise KsiError(f"{ctx.slurm.hostname}: rank 0 ({ctx.slurm.coordinator_host}) published no join "
+                               f"material within {ctx.config.ready_timeout:g} s",
+                               f"see {ctx.job.log_file(ctx.slurm.coordinator_host)}")
+            time.sleep(0.5)
+        config = kubeadm.join_config(ctx.slurm.job_id, ctx.slurm.hostname, ctx.node_ip, join)
+        self._write(ctx, "/ksi/kubeadm-join.yaml", config, secrets=[join["token"]])
+        started = time.monotonic()
+        ctx.podman.podman("exec", ctx.node.name, "kubeadm", "join", "--config", "/ksi/kubeadm-join.yaml",
+                          "--skip-phases=preflight", timeout=600, secrets=[join["token"]], fix=KUBELET_HINT)
+        log.info("cluster: joined %s in %.1f s", join["endpoint"], time.monotonic() - started)
 
     @staticmethod
     def _write(ctx, path: str, text: str, secrets=()) -> None:

@@ -27,8 +27,9 @@ class NodePhase:
         ctx.on_teardown("remove the job's podman store", home.remove)
         ctx.podman = home
         image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser())
+        # The mesh port is not forwarded: the mesh's WireGuard (ksi-wg) binds it on the host itself.
         spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
-                             net_backend=cfg.net_backend, mesh_port=cfg.mesh_port,
+                             net_backend=cfg.net_backend,
                              api_port=cfg.api_server_port if slurm.is_coordinator else None)
         join = None
         version, delegated, _ = doctor.delegated_cgroup(cfg.cgroup_parent, getpass.getuser())

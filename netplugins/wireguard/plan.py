@@ -87,11 +87,11 @@ def plan(members: Sequence[Member], path_mtu: int = 1500, mtu: int | None = None
     return out
 
 
-def uapi_config(node: NodePlan, private_key_hex: str, keepalive: int = 25) -> str:
-    """WireGuard's UAPI "set" text for this node (keys in hex, as the UAPI wants them)."""
-    lines = [f"private_key={private_key_hex}", f"listen_port={node.listen_port}", "replace_peers=true"]
+def peers_config(node: NodePlan, keepalive: int = 25) -> str:
+    """WireGuard's UAPI "set" text for this node's peers (ksi-wg takes the private key and port separately)."""
+    lines = ["replace_peers=true"]
     for p in node.peers:
         lines += [f"public_key={p.public_key}", f"endpoint={p.endpoint}", "replace_allowed_ips=true",
                   f"persistent_keepalive_interval={keepalive}"]
         lines += [f"allowed_ip={a}" for a in p.allowed_ips]
-    return "\n".join(lines) + "\n\n"
+    return "\n".join(lines) + "\n"

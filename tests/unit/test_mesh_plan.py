@@ -1,6 +1,6 @@
 import pytest
 
-from netplugins.wireguard.plan import Member, mesh_mtu, plan, uapi_config
+from netplugins.wireguard.plan import Member, mesh_mtu, peers_config, plan
 
 
 def members(n, port=51820):
@@ -53,10 +53,10 @@ def test_refuses_duplicates():
         plan(clash)
 
 
-def test_uapi_text():
+def test_peers_config_text():
     node = plan(members(2))[0]
-    text = uapi_config(node, "ab" * 32)
-    assert text.startswith(f"private_key={'ab' * 32}\nlisten_port=51820\nreplace_peers=true\n")
+    text = peers_config(node)
+    assert text.startswith("replace_peers=true\n")
     assert f"public_key={1:064x}\nendpoint=10.77.0.12:51820\n" in text
     assert "allowed_ip=10.250.0.2/32\nallowed_ip=10.244.1.0/24\n" in text
-    assert text.endswith("\n\n")
+    assert "private_key" not in text
