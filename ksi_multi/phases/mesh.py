@@ -71,6 +71,7 @@ class MeshPhase:
                 members = client.wait_members(ctx.slurm.rank, deadline)
                 waiting = [m["hostname"] for m in members if "wg_public_key" not in m["info"]]
                 if not waiting:
+                    ctx.members = members
                     return members
                 if time.monotonic() > deadline:
                     raise KsiError(f"mesh: no public key from {', '.join(waiting)} after "

@@ -9,12 +9,11 @@ import time
 from ksi_multi import status
 from ksi_multi.errors import KsiError
 from ksi_multi.image import build
-from ksi_multi.sandbox.cluster import SHARED, Sandbox
+from ksi_multi.sandbox.cluster import REPO, SHARED, Sandbox
 from ksi_multi.sandbox.plan import SandboxPlan
 
 IMAGES = SHARED / "images"
-# Clusters across several nodes need the node mesh, which this version does not have yet.
-CLUSTER_NODES = 1
+XNODE = REPO / "ksi_multi" / "sandbox" / "xnode.sh"
 CHECK = ("kubectl run demo-dns --image=localhost/ksi-multi/toolbox:1 --restart=Never --command -- "
          "sh -c 'getent hosts kubernetes.default.svc.cluster.local' >/dev/null && "
          "kubectl wait --for=jsonpath={.status.phase}=Succeeded pod/demo-dns --timeout=120s >/dev/null && "
@@ -33,14 +32,21 @@ def run_demo(box: Sandbox, nodes: int, cache, echo=print) -> dict:
             raise KsiError(f"demo: {what} failed: {(proc.stderr or proc.stdout).strip()}")
         return proc.stdout
 
-    echo(f"submitting as the sandbox user: ksi-multi submit -N {CLUSTER_NODES} --image-dir {IMAGES}")
-    out = user(f"ksi-multi submit -N {CLUSTER_NODES} --image-dir {IMAGES}", "submit")
+    echo(f"submitting as the sandbox user: ksi-multi submit -N {nodes} --image-dir {IMAGES}")
+    out = user(f"ksi-multi submit -N {nodes} --image-dir {IMAGES}", "submit")
     echo(out.rstrip())
     job = re.search(r"submitted job (\d+)", out).group(1)
     user(f"ksi-multi wait-ready --job {job}", "waiting for the cluster")
     kube = f"export KUBECONFIG=$(ksi-multi kubeconfig --job {job}); "
     echo("\n" + user(kube + "kubectl get nodes -o wide", "kubectl get nodes").rstrip())
     echo("cluster DNS from a pod: " + user(kube + CHECK, "the DNS check").strip())
+    if nodes > 1:
+        checks = user(f"bash {XNODE} $(ksi-multi kubeconfig --job {job})", "the cross-node check").split()
+        ok = [checks[i + 1] for i, w in enumerate(checks) if w == "ok"]
+        want = nodes * nodes  # every pod to every other pod, plus each to a Service
+        echo(f"cross-node: {len(ok)} of {want} pod->pod and pod->Service fetches over the mesh succeeded")
+        if len(ok) != want:
+            raise KsiError(f"demo: only {len(ok)} of {want} cross-node fetches succeeded", "see the agent logs")
     data = json.loads(user(f"ksi-multi status --job {job} --json", "status"))
     echo("")
     for line in status.render(data):

@@ -94,7 +94,7 @@ def hosts_file(plan: SandboxPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def slurm_conf(plan: SandboxPlan, kill_wait: int = 10) -> str:
+def slurm_conf(plan: SandboxPlan, kill_wait: int = 30) -> str:
     return render("slurm.conf.j2", plan=plan, cpus=NODE_CPUS, memory=NODE_MEMORY_MB, kill_wait=kill_wait)
 
 

@@ -42,7 +42,7 @@ def test_every_node_ready_on_its_mesh_address(cluster, job):
 def test_pods_reach_each_other_across_nodes_over_the_mesh(cluster, job):
     kubeconfig = cluster.status(job)["kubeconfig"]
     before = _wg_counters(cluster, job)
-    out = cluster.sh(f"bash {HERE}/xnode.sh {kubeconfig}", timeout=600).stdout.split()
+    out = cluster.sh(f"bash {REPO}/ksi_multi/sandbox/xnode.sh {kubeconfig}", timeout=600).stdout.split()
     passed = {out[i + 1] for i, word in enumerate(out) if word == "ok"}
     names = [h.name for h in cluster.plan.compute]
     assert passed == {f"{a}->{b}" for a in names for b in names if a != b} | {f"{a}->service" for a in names}
@@ -59,10 +59,19 @@ def test_kubectl_exec_logs_port_forward_for_pods_on_workers(cluster, job):
     assert any(h.name in placed for h in cluster.plan.compute[1:])
 
 
+def test_status_shows_handshakes_with_every_peer(cluster, job):
+    deadline = time.monotonic() + 15
+    while "mesh" not in (status := cluster.status(job)) and time.monotonic() < deadline:
+        time.sleep(1)
+    peers = status["mesh"]
+    assert set(peers) == {h.name for h in cluster.plan.compute[1:]}
+    assert all(p["latest_handshake"] > 0 and p["rx_bytes"] > 0 for p in peers.values())
+
+
 def test_scancel_cleans_every_host(cluster, job):
     cluster.sh(f"scancel {job}")
     assert cluster.wait_job(job, timeout=60) == "CANCELLED"
-    deadline = time.monotonic() + 12
+    deadline = time.monotonic() + 35  # KillWait is 30 s, as Slurm's default
     hosts = [h.name for h in cluster.plan.compute]
     while any(cluster.leftovers(h, job) for h in hosts) and time.monotonic() < deadline:
         time.sleep(0.5)

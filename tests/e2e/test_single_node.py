@@ -65,7 +65,7 @@ def test_scancel_removes_everything_within_killwait(cluster, job):
     started = time.monotonic()
     cluster.sh(f"scancel {job}")
     assert cluster.wait_job(job, timeout=60) == "CANCELLED"
-    while cluster.leftovers(host, job) and time.monotonic() - started < 10:  # KillWait=10 in the sandbox
+    while cluster.leftovers(host, job) and time.monotonic() - started < 30:  # KillWait=30 in the sandbox
         time.sleep(0.5)
     assert cluster.leftovers(host, job) == []
     assert cluster.status(job)["state"] == "stopped"

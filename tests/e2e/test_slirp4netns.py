@@ -21,7 +21,7 @@ def test_slirp4netns_cluster_ready_reachable_and_cleaned(cluster, images):
     finally:
         cluster.sh(f"scancel {job}")
     assert cluster.wait_job(job, timeout=60) == "CANCELLED"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while cluster.leftovers(host, job) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert cluster.leftovers(host, job) == []

@@ -19,8 +19,8 @@ for from in $nodes; do
   for to in $nodes; do
     [ "$from" = "$to" ] && continue
     ip=$(k get pod "p-$to" -o jsonpath='{.status.podIP}')
-    [ "$(k exec "p-$from" -- curl -s -m 5 -o /dev/null -w '%{http_code}' "http://$ip:8080/")" = 200 ] && echo "ok $from->$to"
+    [ "$(k exec "p-$from" -- curl -s -m 10 --retry 2 --retry-all-errors -o /dev/null -w '%{http_code}' "http://$ip:8080/")" = 200 ] && echo "ok $from->$to"
   done
-  [ "$(k exec "p-$from" -- curl -s -m 5 -o /dev/null -w '%{http_code}' "http://first.$ns.svc.cluster.local/")" = 200 ] \
+  [ "$(k exec "p-$from" -- curl -s -m 10 --retry 2 --retry-all-errors -o /dev/null -w '%{http_code}' "http://first.$ns.svc.cluster.local/")" = 200 ] \
     && echo "ok $from->service"
 done
