@@ -62,10 +62,16 @@ class NodeSpec:
                 "--network", self.network(), *self.publish(), self.image, "/sbin/init"]
 
 
+def image_index(image_dir: Path) -> dict | None:
+    """What `ksi-multi image build` wrote to image_dir (images.json), or None."""
+    index = image_dir / "images.json"
+    return json.loads(index.read_text()) if index.exists() else None
+
+
 def ensure_image(home: PodmanHome, image: str, image_dir: Path) -> str:
     """Make `image` (or the node image built into image_dir) present in the job's store; return its name."""
     index = image_dir / "images.json"
-    built = json.loads(index.read_text()) if index.exists() else None
+    built = image_index(image_dir)
     wanted = image or (built["node"]["tag"] if built else "")
     if not wanted:
         raise KsiError(f"no node image: {index} does not exist and no image is configured",

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 import psutil
 
 from ksi_multi.errors import KsiError
-from ksi_multi.node import NODE_ADDRESS
+from ksi_multi.node import NODE_ADDRESS, image_index
 from ksi_multi.rendezvous import RendezvousClient, RendezvousError
 from netplugins.wireguard import plan as mesh_plan
 from netplugins.wireguard.apply import Mesh
@@ -37,8 +36,8 @@ class MeshPhase:
             ctx.node_ip = NODE_ADDRESS
             log.info("mesh: single node, node address %s", ctx.node_ip)
             return
-        index = json.loads((ctx.config.image_dir.expanduser() / "images.json").read_text())
-        mesh = Mesh(ctx.config.image_dir.expanduser() / index.get("ksi_wg", "ksi-wg"), ctx.podman.base.parent,
+        image_dir = ctx.config.image_dir.expanduser()
+        mesh = Mesh(image_dir / (image_index(image_dir) or {}).get("ksi_wg", "ksi-wg"), ctx.podman.base.parent,
                     ctx.podman.runtime)
         public_key = mesh.keygen()
         members = self._exchange_keys(ctx, public_key)
