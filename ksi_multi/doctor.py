@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ksi_multi import scratch
+from ksi_multi.cgroups import V1
 from ksi_multi.config import Config
 from ksi_multi.podman import PodmanHome
 from ksi_multi.run import CommandError
 
 MIN_PODMAN = (4, 4)
 MIN_SUBIDS = 65536
-V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd")
 MIN_SCRATCH_GIB = 10
 
 
@@ -206,7 +206,7 @@ def delegated_cgroup(parent: str, user: str, root: Path = Path("/sys/fs/cgroup")
                 return 2, rel, [str(path)]
         return 2, None, [str(root / c.lstrip("/")) for c in candidates]
     rel = f"ksi-multi/{user}" if parent == "auto" else parent.strip("/")
-    present = [c for c in V1_CONTROLLERS if (root / c).is_dir()]
+    present = [c for c in V1 if (root / c).is_dir()]
     tried = [str(root / c / rel) for c in present]
     if present and all(os.access(root / c / rel / "cgroup.procs", os.W_OK) for c in present):
         return 1, rel, tried

@@ -93,6 +93,11 @@ def ensure_image(home: PodmanHome, image: str, image_dir: Path) -> str:
     return wanted
 
 
+def state(home: PodmanHome, name: str) -> str:
+    """The container's status ("running", "exited", ...), or "" when it does not exist."""
+    return home.podman("container", "inspect", "--format", "{{.State.Status}}", name, check=False).stdout.strip()
+
+
 def wait_booted(home: PodmanHome, name: str, timeout: float) -> dict[str, float]:
     """Wait for systemd, containerd and the preloaded images; return when each was ready (seconds)."""
     started = time.monotonic()
@@ -104,9 +109,9 @@ def wait_booted(home: PodmanHome, name: str, timeout: float) -> dict[str, float]
                                       "systemctl is-active --quiet ksi-images.service"], None)]
     for what, cmd, accept in checks:
         while True:
-            state = home.podman("container", "inspect", "--format", "{{.State.Status}}", name, check=False).stdout.strip()
-            if state != "running":
-                raise KsiError(f"node container {name} is {state or 'gone'} while waiting for {what}",
+            now = state(home, name)
+            if now != "running":
+                raise KsiError(f"node container {name} is {now or 'gone'} while waiting for {what}",
                                f"see its log: podman logs {name} (in the job's scratch store)")
             proc = home.podman("exec", name, *cmd, check=False, timeout=30)
             out = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""

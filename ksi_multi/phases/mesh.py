@@ -7,7 +7,8 @@ import psutil
 
 from ksi_multi.errors import KsiError
 from ksi_multi.node import NODE_ADDRESS, image_index
-from ksi_multi.rendezvous import RendezvousClient, RendezvousError
+from ksi_multi.phases.rendezvous import coordinator_client
+from ksi_multi.rendezvous import RendezvousError
 from netplugins.wireguard import plan as mesh_plan
 from netplugins.wireguard.apply import Mesh
 
@@ -59,8 +60,7 @@ class MeshPhase:
     @staticmethod
     def _exchange_keys(ctx, public_key: str) -> list[dict]:
         """Second round through the rendezvous: every node re-registers with its public key and mesh port."""
-        endpoint = ctx.job.read_json(ctx.job.endpoint_file)
-        client = RendezvousClient(endpoint["address"], endpoint["port"], ctx.job.read_secret())
+        client = coordinator_client(ctx, ctx.job.read_json(ctx.job.endpoint_file))
         ctx.info.update({"wg_public_key": public_key, "mesh_port": ctx.config.mesh_port})
         me = {"rank": ctx.slurm.rank, "hostname": ctx.slurm.hostname, "address": ctx.address, "info": ctx.info}
         deadline = time.monotonic() + ctx.config.rendezvous_timeout

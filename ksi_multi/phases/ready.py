@@ -51,7 +51,6 @@ class ReadyPhase:
 
     @staticmethod
     def _report(ctx, ready: set[str]) -> None:
-        nodes = [{**n, "ready": n["name"] in ready, "mesh_ip": n.get("mesh_ip") or None}
-                 for n in ctx.status.data["nodes"]]
+        nodes = [{**n, "ready": n["name"] in ready} for n in ctx.status.data["nodes"]]
         if nodes != ctx.status.data["nodes"]:
             ctx.status.update(nodes=nodes)

@@ -10,6 +10,11 @@ from ksi_multi.rendezvous import Rendezvous, RendezvousClient, RendezvousError, 
 log = logging.getLogger("ksi_multi.agent")
 
 
+def coordinator_client(ctx, endpoint: dict) -> RendezvousClient:
+    """A client for rank 0's rendezvous, as published in the job directory."""
+    return RendezvousClient(endpoint["address"], endpoint["port"], ctx.job.read_secret())
+
+
 class RendezvousPhase:
     """Every agent registers with rank 0 and learns the full membership."""
 
@@ -57,7 +62,7 @@ class RendezvousPhase:
                         f"rendezvous in {ctx.job.endpoint_file} within {ctx.config.rendezvous_timeout:g} s",
                         f"see {ctx.job.log_file(ctx.slurm.coordinator_host)}")
                 time.sleep(0.2)
-        client = RendezvousClient(endpoint["address"], endpoint["port"], ctx.job.read_secret())
+        client = coordinator_client(ctx, endpoint)
         try:
             client.register(me, deadline)
             return client.wait_members(ctx.slurm.rank, deadline)

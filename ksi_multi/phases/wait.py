@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import time
 
+from ksi_multi import node
 from ksi_multi.errors import KsiError
 
 log = logging.getLogger("ksi_multi.agent")
@@ -18,8 +19,7 @@ class WaitPhase:
     def execute(self, ctx) -> None:
         log.info("wait: cluster up; holding it until the job ends (scancel, time limit, ksi-multi down)")
         while True:
-            state = ctx.podman.podman("container", "inspect", "--format", "{{.State.Status}}", ctx.node.name,
-                                      check=False).stdout.strip()
+            state = node.state(ctx.podman, ctx.node.name)
             if state != "running":
                 raise KsiError(f"{ctx.slurm.hostname}: the node container {ctx.node.name} is {state or 'gone'}",
                                "see the agent log; the job cannot go on without this node")

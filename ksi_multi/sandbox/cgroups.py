@@ -7,10 +7,11 @@ import signal
 import time
 from pathlib import Path
 
+from ksi_multi.cgroups import V1
 from ksi_multi.errors import KsiError
 
 ROOT = Path("/sys/fs/cgroup")
-HIERARCHIES = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd")
+HIERARCHIES = V1  # every v1 hierarchy a node container needs
 
 
 def base(sandbox_name: str) -> Path:

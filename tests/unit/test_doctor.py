@@ -5,6 +5,7 @@ import socket
 from pathlib import Path
 
 from ksi_multi import doctor
+from ksi_multi.cgroups import V1
 from ksi_multi.scratch import fstype_of
 
 INFO_ROOTLESS = json.dumps({"host": {"security": {"rootless": True}}})
@@ -84,7 +85,7 @@ def test_tcp_port_with_only_time_wait_connections_is_free():
 
 
 def _cgroup_tree(root: Path, rel: str, writable: bool) -> None:
-    for c in doctor.V1_CONTROLLERS:
+    for c in V1:
         d = root / c / rel
         d.mkdir(parents=True)
         (d / "cgroup.procs").write_text("")
