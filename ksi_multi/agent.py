@@ -36,6 +36,7 @@ class AgentContext:
     node_ip: str = ""  # this node's Kubernetes address, set by the mesh phase
     cluster: Any = None  # ClusterPlan, set by the cluster phase
     mesh: Any = None  # the running mesh (several nodes), set by the mesh phase
+    rendezvous: Any = None  # rank 0's Rendezvous state, kept for the job's lifetime (loss reports)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds, in order
 
     def on_teardown(self, what: str, fn: Callable[[], Any]) -> None:
@@ -89,6 +90,14 @@ def _teardown(ctx: AgentContext) -> None:
     log.info("teardown: start")
     ctx.cleanup.close()
     log.info("teardown: done in %.1f s", time.monotonic() - started)
+
+
+def teardown_early(ctx: AgentContext) -> None:
+    """Tear down now but keep the agent running (a lost node waits for the job's end): signals are held
+    off during the teardown and stop the agent again afterwards."""
+    _teardown(ctx)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_on_signal)
 
 
 def _report_timings(ctx: AgentContext) -> None:

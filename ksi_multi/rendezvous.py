@@ -56,6 +56,7 @@ class Rendezvous:
         self.expected = list(expected)
         self.members: dict[int, dict[str, Any]] = {}
         self.acknowledged: set[int] = set()
+        self.lost: dict[int, str] = {}  # rank -> why, as reported by the node's own agent
         self.closed: str | None = None
         self.changed = threading.Condition()
         self.on_change: Callable[[], None] | None = None
@@ -79,6 +80,18 @@ class Rendezvous:
         if self.on_change:
             self.on_change()
         return 200, {"registered": rank, "count": len(self.members), "expected": len(self.expected)}
+
+    def report_lost(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """A member whose node died says so, so rank 0 can mark it at once instead of waiting for Kubernetes."""
+        rank = body.get("rank") if isinstance(body, dict) else None
+        if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < len(self.expected):
+            return 400, {"error": f"rank must be a whole number from 0 to {len(self.expected) - 1}"}
+        if body.get("hostname") != self.expected[rank]:
+            return 409, {"error": f"rank {rank} belongs to {self.expected[rank]}, not {body.get('hostname')}"}
+        with self.changed:
+            self.lost.setdefault(rank, str(body.get("reason") or "lost")[:500])
+            self.changed.notify_all()
+        return 200, {"lost": rank}
 
     def membership(self, rank: int | None) -> tuple[int, dict[str, Any]]:
         with self.changed:
@@ -176,7 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         if not self._authorised(body):
             return
-        if self.path != "/v1/register":
+        handlers = {"/v1/register": self.server.state.register, "/v1/lost": self.server.state.report_lost}
+        if self.path not in handlers:
             self._reply(404, {"error": f"no such endpoint {self.path}"})
             return
         try:
@@ -184,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._reply(400, {"error": "body is not JSON"})
             return
-        self._reply(*self.server.state.register(data))
+        self._reply(*handlers[self.path](data))
 
 
 class RendezvousServer(ThreadingHTTPServer):
@@ -272,3 +286,9 @@ class RendezvousClient:
             return body["members"] if body["complete"] else None
 
         return self._until(deadline, attempt)
+
+    def report_lost(self, rank: int, hostname: str, reason: str) -> None:
+        """Tell rank 0 this node is gone; one try (the caller logs a failure and goes on)."""
+        status, body = self.request("POST", "/v1/lost", {"rank": rank, "hostname": hostname, "reason": reason})
+        if status != 200:
+            raise RendezvousError(f"rendezvous at {self.where} refused the loss report: {body.get('error')}")

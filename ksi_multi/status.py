@@ -1,7 +1,9 @@
 """status.json: the job's state as a stable contract for people and scripts.
 
 {"job_id", "state": starting|ready|failed|stopped, "phase", "error",
- "nodes": [{"name", "host", "rank", "mesh_ip", "ready"}], "kubeconfig", "timings": {phase: seconds}, "updated"}
+ "nodes": [{"name", "host", "rank", "mesh_ip", "ready", "lost"}], "kubeconfig", "timings": {phase: seconds},
+ "mesh": {peer: {"latest_handshake", "rx_bytes", "tx_bytes"}}, "updated"}
+A node's "lost" is null, or why rank 0 gave it up (its node died; the others go on serving).
 """
 
 from __future__ import annotations
@@ -38,10 +40,17 @@ class StatusFile:
         known = {n["rank"]: n for n in self.data["nodes"]}
         nodes = []
         for m in sorted(members, key=lambda m: m["rank"]):
-            node = known.get(m["rank"], {"mesh_ip": None, "ready": False})
+            node = known.get(m["rank"], {"mesh_ip": None, "ready": False, "lost": None})
             node.update({"name": m["hostname"], "host": m["address"], "rank": m["rank"]})
             nodes.append(node)
         self.update(nodes=nodes)
+
+    def set_node_fields(self, fields: dict[str, dict[str, Any]]) -> None:
+        """Merge new fields into the nodes named (node name -> fields); write only when something differs."""
+        with self.lock:
+            nodes = [{**n, **fields.get(n["name"], {})} for n in self.data["nodes"]]
+        if nodes != self.data["nodes"]:
+            self.update(nodes=nodes)
 
     def timing(self, phase: str, seconds: float) -> None:
         self.update(timings={**self.data["timings"], phase: round(seconds, 3)})
@@ -77,8 +86,8 @@ def render(data: dict[str, Any]) -> list[str]:
     if data["nodes"]:
         lines.append(f"{'RANK':<5} {'NAME':<16} {'HOST':<16} {'MESH IP':<16} READY")
         for n in data["nodes"]:
-            lines.append(f"{n['rank']:<5} {n['name']:<16} {n['host']:<16} {n.get('mesh_ip') or '-':<16} "
-                         f"{'yes' if n.get('ready') else 'no'}")
+            ready = f"LOST: {n['lost']}" if n.get("lost") else "yes" if n.get("ready") else "no"
+            lines.append(f"{n['rank']:<5} {n['name']:<16} {n['host']:<16} {n.get('mesh_ip') or '-':<16} {ready}")
     if data.get("kubeconfig"):
         lines.append(f"kubeconfig: {data['kubeconfig']}")
     if data["timings"]:

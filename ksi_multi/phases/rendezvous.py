@@ -31,6 +31,7 @@ class RendezvousPhase:
 
     def _coordinate(self, ctx, me):
         state = Rendezvous(ctx.slurm.nodes)
+        ctx.rendezvous = state
         server = RendezvousServer(ctx.address, ctx.config.rendezvous_port, ctx.job.read_secret(), state).start()
         ctx.on_teardown("stop the rendezvous", server.stop)
         ctx.on_teardown("close the rendezvous", lambda: state.close("the coordinator stopped"))

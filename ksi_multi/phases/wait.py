@@ -5,6 +5,9 @@ import time
 
 from ksi_multi import node
 from ksi_multi.errors import KsiError
+from ksi_multi.loss import LossTracker, with_out_of_service
+from ksi_multi.phases.ready import kube_api, look
+from ksi_multi.phases.rendezvous import coordinator_client
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -12,24 +15,80 @@ HEARTBEAT = 5.0
 
 
 class WaitPhase:
-    """Stay in the foreground for the job's lifetime; notice a node container that dies."""
+    """Hold the cluster for the job's lifetime.
+
+    A worker whose node container dies tells rank 0, tears its own part down and stays in the job as a
+    lost member (an exiting agent would end the whole step). Rank 0 marks lost workers in status.json
+    and takes them out of service so their pods start again on the survivors. Rank 0's own node is the
+    control plane: when it dies the cluster is gone and the job fails.
+    """
 
     name = "wait"
 
     def execute(self, ctx) -> None:
         log.info("wait: cluster up; holding it until the job ends (scancel, time limit, ksi-multi down)")
+        watch = _Coordinator(ctx) if ctx.slurm.is_coordinator else None
         while True:
             state = node.state(ctx.podman, ctx.node.name)
             if state != "running":
-                raise KsiError(f"{ctx.slurm.hostname}: the node container {ctx.node.name} is {state or 'gone'}",
-                               "see the agent log; the job cannot go on without this node")
-            if ctx.status:
-                ctx.status.update(heartbeat=time.time(), **self._mesh(ctx))
+                why = f"the node container {ctx.node.name} is {state or 'gone'}"
+                if watch:
+                    raise KsiError(f"{ctx.slurm.hostname}: {why}; it runs the control plane",
+                                   "see the agent log and `podman logs` in the job's store; start a new job")
+                self._lost(ctx, why)
+            if watch:
+                watch.beat()
             time.sleep(HEARTBEAT)
 
     @staticmethod
-    def _mesh(ctx) -> dict:
+    def _lost(ctx, why: str) -> None:
+        from ksi_multi.agent import teardown_early
+
+        log.error("wait: %s: %s is lost to the cluster; the other nodes go on", ctx.slurm.hostname, why)
+        try:
+            coordinator_client(ctx, ctx.job.read_json(ctx.job.endpoint_file)).report_lost(
+                ctx.slurm.rank, ctx.slurm.hostname, why)
+        except Exception as exc:  # rank 0 also notices through Kubernetes
+            log.warning("wait: could not tell rank 0: %s", exc)
+        teardown_early(ctx)
+        log.info("wait: this node is torn down; waiting for the job to end")
+        while True:
+            time.sleep(3600)
+
+
+class _Coordinator:
+    """Rank 0's heartbeat: node readiness, lost workers, the mesh peers, into status.json."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self.api = kube_api(ctx)
+        self.losses = LossTracker([h for h in ctx.slurm.nodes if h != ctx.slurm.hostname])
+
+    def beat(self) -> None:
+        ctx = self.ctx
+        ready, _ = look(self.api)
+        reported = {ctx.slurm.nodes[r]: why for r, why in dict(ctx.rendezvous.lost).items()} if ctx.rendezvous else {}
+        for name, why in self.losses.observe(time.time(), ready, reported).items():
+            log.warning("wait: node %s lost (%s); taking it out of service so its pods start elsewhere", name, why)
+            self._out_of_service(name)
+        fields = {name: {"lost": why} for name, why in self.losses.lost.items()}
+        if ready is not None:
+            for name in ctx.slurm.nodes:
+                fields.setdefault(name, {})["ready"] = name in ready
+        ctx.status.set_node_fields(fields)
+        ctx.status.update(heartbeat=time.time(), **self._mesh())
+
+    def _out_of_service(self, name: str) -> None:
+        try:
+            current = self.api.read_node(name, _request_timeout=10).spec.taints or []
+            taints = with_out_of_service([self.api.api_client.sanitize_for_serialization(t) for t in current])
+            self.api.patch_node(name, {"spec": {"taints": taints}}, _request_timeout=10)
+        except Exception as exc:  # status still shows the loss; Kubernetes evicts on its own, only later
+            log.warning("wait: could not taint %s out of service: %s", name, exc)
+
+    def _mesh(self) -> dict:
         """Rank 0's view of the mesh: last handshake (unix time) and bytes per peer."""
+        ctx = self.ctx
         if ctx.mesh is None:
             return {}
         names = {m["info"].get("wg_public_key"): m["hostname"] for m in ctx.members if m.get("info")}

@@ -143,3 +143,14 @@ def test_signature_binds_time_method_path_and_body():
     assert not verify("other", header, "POST", "/v1/register", b"{}", now=1000)
     assert not verify(SECRET, None, "POST", "/", b"", now=1000)
     assert AUTH_HEADER.lower().startswith("x-")
+
+
+def test_a_member_reports_its_node_lost_and_only_its_own_rank(server):
+    c = client(server)
+    c.report_lost(2, "node03", "node container exited")
+    c.report_lost(2, "node03", "again")  # the first reason is kept
+    assert server.state.lost == {2: "node container exited"}
+    with pytest.raises(RendezvousError, match="belongs to node02"):
+        c.report_lost(1, "node03", "wrong host")
+    status, _ = c.request("POST", "/v1/lost", {"rank": 7, "hostname": "x"})
+    assert status == 400 and server.state.lost == {2: "node container exited"}

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from ksi_multi.errors import KsiError
@@ -14,7 +16,8 @@ def test_status_file_contract(tmp_path):
     st.timing("doctor", 1.23456)
     data = read(job)
     assert data["state"] == "starting"
-    assert data["nodes"][0] == {"name": "n1", "host": "10.0.0.1", "rank": 0, "mesh_ip": None, "ready": False}
+    assert data["nodes"][0] == {"name": "n1", "host": "10.0.0.1", "rank": 0, "mesh_ip": None, "ready": False,
+                                 "lost": None}
     assert data["timings"] == {"doctor": 1.235}
     assert set(data) >= {"job_id", "state", "nodes", "kubeconfig", "timings"}
     with pytest.raises(ValueError):
@@ -37,3 +40,12 @@ def test_find_job_latest_and_explicit(tmp_path):
         find_job(tmp_path / "empty", None)
     with pytest.raises(KsiError, match="has no status yet"):
         read(JobDir(tmp_path, "9"))
+
+
+def test_node_fields_merge_by_name_and_unknown_names_are_ignored(tmp_path):
+    st = StatusFile(tmp_path / "status.json", "7")
+    st.set_members([{"rank": 1, "hostname": "n2", "address": "10.0.0.2"},
+                    {"rank": 0, "hostname": "n1", "address": "10.0.0.1"}])
+    st.set_node_fields({"n2": {"lost": "its agent reports: gone", "ready": False}, "n9": {"ready": True}})
+    nodes = json.loads((tmp_path / "status.json").read_text())["nodes"]
+    assert [(n["name"], n["lost"]) for n in nodes] == [("n1", None), ("n2", "its agent reports: gone")]
