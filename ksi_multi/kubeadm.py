@@ -76,15 +76,24 @@ def parse_join_command(text: str) -> dict:
 
 
 def cni_config(pod_cidr_of_node: str) -> str:
-    """Debian's reference plugins: a bridge with host-local addresses from the node's pod range."""
+    """Debian's reference plugins: a bridge with host-local addresses from the node's pod range.
+    No ipMasq: the bridge plugin would masquerade everything outside this node's range, other nodes' pods
+    included; `masquerade_rule` keeps pod addresses across the cluster."""
     return json.dumps({
         "cniVersion": "1.0.0", "name": "ksi",
         "plugins": [
-            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
+            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
              "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr_of_node}]],
                       "routes": [{"dst": "0.0.0.0/0"}]}},
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ]}, indent=2) + "\n"
+
+
+def masquerade_rule(pod_cidr_of_node: str, pod_subnet: str = POD_SUBNET) -> list[str]:
+    """iptables arguments (for -A/-C/-D) that masquerade this node's pods only when they leave the pod network:
+    pod to pod keeps its source address on every node, pod to outside leaves with the node's address."""
+    return ["POSTROUTING", "-t", "nat", "-s", pod_cidr_of_node, "!", "-d", pod_subnet,
+            "-m", "comment", "--comment", "ksi-multi: pods leaving the pod network", "-j", "MASQUERADE"]
 
 
 STORAGE_CLASS = """\

@@ -19,7 +19,9 @@ class ClusterPhase:
     name = "cluster"
 
     def execute(self, ctx) -> None:
-        self._write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(kubeadm.pod_cidr(ctx.slurm.rank)))
+        pods = kubeadm.pod_cidr(ctx.slurm.rank)
+        self._write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(pods))
+        ctx.podman.podman("exec", ctx.node.name, "iptables", "-w", "5", "-A", *kubeadm.masquerade_rule(pods))
         if ctx.slurm.is_coordinator:
             self._init(ctx)
         else:

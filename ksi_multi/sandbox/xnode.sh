@@ -1,6 +1,7 @@
 #!/bin/bash
 # Run on the sandbox login host as the user: one pod pinned to every node; every pod fetches from every
-# other pod by IP, and from a Service by DNS name. Prints "ok <from>-><to>" per success.
+# other pod by IP, and from a Service by DNS name. Prints "ok <from>-><to>" per success, and
+# "src <from>-><to>" where the receiving pod saw the sender's own pod address (no masquerade in between).
 set -u
 export KUBECONFIG=$1
 ns=xnode-$RANDOM
@@ -23,4 +24,11 @@ for from in $nodes; do
   done
   [ "$(k exec "p-$from" -- curl -s -m 10 --retry 2 --retry-all-errors -o /dev/null -w '%{http_code}' "http://first.$ns.svc.cluster.local/")" = 200 ] \
     && echo "ok $from->service"
+done
+for from in $nodes; do
+  src=$(k get pod "p-$from" -o jsonpath='{.status.podIP}')
+  for to in $nodes; do
+    [ "$from" = "$to" ] && continue
+    k logs "p-$to" 2>&1 | grep -q "^$src - " && echo "src $from->$to"
+  done
 done

@@ -84,6 +84,11 @@ def test_cni_config_and_pod_ranges():
     bridge = conf["plugins"][0]
     assert bridge["type"] == "bridge"
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.3.0/24"}]]
+    assert bridge["ipMasq"] is False  # masquerade_rule does it, sparing pod-to-pod traffic
+    rule = kubeadm.masquerade_rule("10.244.3.0/24")
+    assert rule[:3] == ["POSTROUTING", "-t", "nat"] and rule[-2:] == ["-j", "MASQUERADE"]
+    assert rule[rule.index("-s") + 1] == "10.244.3.0/24" and rule[rule.index("-d") - 1:rule.index("-d") + 2] == [
+        "!", "-d", "10.244.0.0/16"]
     assert kubeadm.pod_cidr(0) == "10.244.0.0/24"
     with pytest.raises(ValueError):
         kubeadm.pod_cidr(256)
