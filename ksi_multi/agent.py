@@ -34,6 +34,7 @@ class AgentContext:
     podman: Any = None  # PodmanHome of this job on this host, once the node phase made it
     node: Any = None  # NodeSpec of the running node container
     node_ip: str = ""  # this node's Kubernetes address, set by the mesh phase
+    pod_mtu: int | None = None  # the mesh's MTU for pod interfaces (several nodes), set by the mesh phase
     cluster: Any = None  # ClusterPlan, set by the cluster phase
     mesh: Any = None  # the running mesh (several nodes), set by the mesh phase
     rendezvous: Any = None  # rank 0's Rendezvous state, kept for the job's lifetime (loss reports)

@@ -37,6 +37,10 @@ def _port(allow_zero: bool):
     return check
 
 
+def _mtu(value: int) -> str | None:
+    return None if value == 0 or 1280 <= value <= 65000 else "must be 0 (from the path MTU) or between 1280 and 65000"
+
+
 def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
@@ -55,7 +59,13 @@ class Config:
         _choice("pasta", "slirp4netns"), "network helper for the rootless node container"))
     api_server_port: int = field(default=6443, metadata=_key(
         _port(False), "host port on rank 0 forwarded to the Kubernetes API server"))
+    mesh: str = field(default="wireguard", metadata=_key(
+        _choice("wireguard", "wireguard-forwarded", "vxlan"),
+        "how the nodes are joined: wireguard (UDP on a host socket), wireguard-forwarded (all inside the node, "
+        "UDP forwarded by the network helper), vxlan (unencrypted kernel overlay, UDP forwarded)"))
     mesh_port: int = field(default=51820, metadata=_key(_port(False), "UDP port of the node mesh on every host"))
+    mesh_mtu: int = field(default=0, metadata=_key(
+        _mtu, "MTU inside the mesh; 0 derives it from the host interface's MTU minus the mesh's overhead"))
     rendezvous_port: int = field(default=0, metadata=_key(
         _port(True), "TCP port of the rank-0 rendezvous; 0 picks a free one"))
     rendezvous_timeout: float = field(default=300.0, metadata=_key(

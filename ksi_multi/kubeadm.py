@@ -75,16 +75,20 @@ def parse_join_command(text: str) -> dict:
         raise ValueError("not a kubeadm join command") from None
 
 
-def cni_config(pod_cidr_of_node: str) -> str:
+def cni_config(pod_cidr_of_node: str, mtu: int | None = None) -> str:
     """Debian's reference plugins: a bridge with host-local addresses from the node's pod range.
     No ipMasq: the bridge plugin would masquerade everything outside this node's range, other nodes' pods
-    included; `masquerade_rule` keeps pod addresses across the cluster."""
+    included; `masquerade_rule` keeps pod addresses across the cluster. `mtu`: the mesh's, so pods never
+    send packets the mesh would have to refuse."""
+    bridge = {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
+              "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr_of_node}]],
+                       "routes": [{"dst": "0.0.0.0/0"}]}}
+    if mtu:
+        bridge["mtu"] = mtu
     return json.dumps({
         "cniVersion": "1.0.0", "name": "ksi",
         "plugins": [
-            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr_of_node}]],
-                      "routes": [{"dst": "0.0.0.0/0"}]}},
+            bridge,
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ]}, indent=2) + "\n"
 

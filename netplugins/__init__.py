@@ -1,1 +1,64 @@
-"""Network plugins that join the node containers of a job into one cluster network."""
+"""Mesh plugins: how the nodes of one job reach each other.
+
+Every plugin renders the shared topology (`netplugins.topology`, pure data) into a running mesh on one
+node, behind the narrow interface below. The agent's mesh phase only ever talks to this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from netplugins.topology import Member, NodePlan
+
+PLUGINS = ("wireguard", "wireguard-forwarded", "vxlan")
+
+
+@dataclass(frozen=True)
+class NodeAccess:
+    """What a plugin may use of its node: run a command in it, its init pid (namespaces), private files."""
+
+    exec: Callable[..., Any]  # exec(*argv, input=None, timeout=...) -> CompletedProcess; raises on failure
+    pid: int
+    workdir: Path  # node-local, the job's own (0700)
+    runtime: Path  # short path for unix sockets
+    tools: dict[str, Path]  # helper programs the image build made, by name (ksi-wg)
+
+
+class MeshPlugin(Protocol):
+    name: str
+    forwarded: bool  # its UDP port reaches the node through the network helper (pasta/slirp4netns)
+
+    def prepare(self) -> dict[str, Any]:
+        """Make this node's per-job material; return what the other nodes must know (e.g. a public key)."""
+
+    def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None) -> dict[int, NodePlan]: ...
+
+    def up(self, node: NodePlan) -> None: ...
+
+    def wait(self, node: NodePlan, timeout: float) -> None:
+        """Return once every peer is reachable; raise KsiError naming the peers that are not."""
+
+    def peers(self) -> dict[str, dict[str, int]]:
+        """Per peer name what the plugin knows: latest_handshake, rx_bytes, tx_bytes."""
+
+    def down(self) -> None: ...
+
+
+def load(name: str, node: NodeAccess) -> MeshPlugin:
+    if name in ("wireguard", "wireguard-forwarded"):
+        from netplugins.wireguard.apply import WireGuardMesh
+
+        return WireGuardMesh(node, forwarded=name == "wireguard-forwarded")
+    if name == "vxlan":
+        from netplugins.vxlan.apply import VxlanMesh
+
+        return VxlanMesh(node)
+    raise ValueError(f"unknown mesh plugin {name!r}; known: {', '.join(PLUGINS)}")
+
+
+def forwarded(name: str) -> bool:
+    """Whether the plugin's UDP port must be forwarded into the node container (known before it starts)."""
+    return name != "wireguard"

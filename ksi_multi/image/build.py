@@ -45,7 +45,8 @@ NODE = debian.RootfsSpec(
     name="node", variant="essential", slim=True, revision=1, customise=_customise_node,
     packages=("systemd", "systemd-sysv", "dbus", "containerd", "runc", "containernetworking-plugins",
               "iptables", "nftables", "iproute2", "conntrack", "socat", "ethtool", "kmod", "ca-certificates",
-              "util-linux", "mount", "procps", "kubectl", "curl", "wireguard-tools", "libseccomp2"))
+              "util-linux", "mount", "procps", "kubectl", "curl", "wireguard-tools", "libseccomp2",
+              "iputils-ping"))
 IPTABLES = debian.RootfsSpec(name="iptables", variant="essential", slim=True,
                              packages=("iptables", "nftables", "conntrack", "kmod"))
 TOOLBOX = debian.RootfsSpec(name="toolbox", variant="essential", slim=True,

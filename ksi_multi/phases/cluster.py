@@ -20,7 +20,7 @@ class ClusterPhase:
 
     def execute(self, ctx) -> None:
         pods = kubeadm.pod_cidr(ctx.slurm.rank)
-        self._write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(pods))
+        self._write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(pods, ctx.pod_mtu))
         ctx.podman.podman("exec", ctx.node.name, "iptables", "-w", "5", "-A", *kubeadm.masquerade_rule(pods))
         if ctx.slurm.is_coordinator:
             self._init(ctx)

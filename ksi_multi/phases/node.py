@@ -4,6 +4,7 @@ import getpass
 import logging
 import time
 
+import netplugins
 from ksi_multi import doctor, node, scratch
 from ksi_multi.cgroups import JobCgroup
 from ksi_multi.errors import KsiError
@@ -27,10 +28,12 @@ class NodePhase:
         ctx.on_teardown("remove the job's podman store", home.remove)
         ctx.podman = home
         image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser())
-        # The mesh port is not forwarded: the mesh's WireGuard (ksi-wg) binds it on the host itself.
+        # The default mesh binds its UDP port on the host itself; the others need it forwarded into the node.
+        forward_mesh = slurm.node_count > 1 and netplugins.forwarded(cfg.mesh)
         spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
                              net_backend=cfg.net_backend,
-                             api_port=cfg.api_server_port if slurm.is_coordinator else None)
+                             api_port=cfg.api_server_port if slurm.is_coordinator else None,
+                             mesh_port=cfg.mesh_port if forward_mesh else None)
         join = None
         version, delegated, _ = doctor.delegated_cgroup(cfg.cgroup_parent, getpass.getuser())
         if version == 1 and delegated:

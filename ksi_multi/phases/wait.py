@@ -87,16 +87,11 @@ class _Coordinator:
             log.warning("wait: could not taint %s out of service: %s", name, exc)
 
     def _mesh(self) -> dict:
-        """Rank 0's view of the mesh: last handshake (unix time) and bytes per peer."""
-        ctx = self.ctx
-        if ctx.mesh is None:
+        """Rank 0's view of the mesh: what the plugin knows per peer (last handshake, bytes)."""
+        if self.ctx.mesh is None:
             return {}
-        names = {m["info"].get("wg_public_key"): m["hostname"] for m in ctx.members if m.get("info")}
         try:
-            peers = ctx.mesh.show()["peers"]
+            return {"mesh": self.ctx.mesh.peers()}
         except Exception as exc:  # a failed query must not end the job; it shows in the log
             log.warning("wait: cannot read the mesh state: %s", exc)
             return {}
-        return {"mesh": {names.get(p["public_key"], p["public_key"]): {
-            "latest_handshake": p["latest_handshake"], "rx_bytes": p["rx_bytes"], "tx_bytes": p["tx_bytes"]}
-            for p in peers}}

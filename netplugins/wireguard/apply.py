@@ -1,4 +1,9 @@
-"""Applying a node's mesh plan: ksi-wg on this host, its TUN inside the node container's namespace."""
+"""Applying a node's WireGuard plan with ksi-wg, whose TUN lives inside the node container's namespace.
+
+Default: ksi-wg runs in the host's network namespace, so its UDP socket is an ordinary host socket on
+mesh_port (GSO/GRO kept, nothing through pasta). Forwarded: all of ksi-wg runs inside the node's
+namespaces and the network helper forwards mesh_port to it (slower; for sites where that is wanted).
+"""
 
 from __future__ import annotations
 
@@ -7,46 +12,61 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
 from ksi_multi.run import output
-from netplugins.wireguard.plan import NodePlan, peers_config
+from netplugins import NodeAccess
+from netplugins.topology import Member, NodePlan
+from netplugins.wireguard import plan as wg_plan
 
 log = logging.getLogger("ksi_multi.agent")
 
+# ksi-wg's C constructor joins this pid's user and network namespaces before the Go runtime starts.
+NSENTER_ENV = "_KSI_WG_NSENTER_PID"
 
-class Mesh:
-    """One node's WireGuard: keys in `workdir` (0600, never sent anywhere), the UAPI socket in `runtime`."""
 
-    def __init__(self, binary: Path, workdir: Path, runtime: Path) -> None:
-        self.binary = binary
-        self.key = workdir / "wg.key"
-        self.conf = workdir / "wg-peers.conf"
-        self.log = workdir / "ksi-wg.log"
-        self.uapi = runtime / "wg.sock"
+class WireGuardMesh:
+    """One node's WireGuard: keys in the job's workdir (0600, never sent anywhere), the UAPI socket in runtime."""
+
+    def __init__(self, node: NodeAccess, forwarded: bool = False) -> None:
+        self.node = node
+        self.forwarded = forwarded
+        self.name = "wireguard-forwarded" if forwarded else "wireguard"
+        self.binary = node.tools.get("ksi-wg", Path("ksi-wg"))
+        self.key = node.workdir / "wg.key"
+        self.conf = node.workdir / "wg-peers.conf"
+        self.log = node.workdir / "ksi-wg.log"
+        self.uapi = node.runtime / "wg.sock"
         self.proc: subprocess.Popen | None = None
+        self.names: dict[str, str] = {}
 
-    def keygen(self) -> str:
-        """Create this node's private key; return the public key (base64)."""
+    def prepare(self) -> dict:
+        """Create this node's private key; publish the public key."""
         if not self.binary.exists():
             raise KsiError(f"the mesh helper {self.binary} does not exist",
                            "build the images again (ksi-multi image build) so that ksi-wg is next to them")
         fd = os.open(self.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(output([str(self.binary), "genkey"]) + "\n")
-        return output([str(self.binary), "pubkey"], input=self.key.read_text())
+        return {"wg_public_key": output([str(self.binary), "pubkey"], input=self.key.read_text())}
 
-    def up(self, node: NodePlan, netns_pid: int) -> None:
-        self.conf.write_text(peers_config(node))
-        cmd = [str(self.binary), "up", "--netns-pid", str(netns_pid), "--name", "wg0", "--mtu", str(node.mtu),
+    def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None) -> dict[int, NodePlan]:
+        return wg_plan.plan(members, path_mtu, mtu)
+
+    def up(self, node: NodePlan) -> None:
+        self.names = {p.public_key: p.name for p in node.peers}
+        self.conf.write_text(wg_plan.peers_config(node))
+        cmd = [str(self.binary), "up", "--netns-pid", str(self.node.pid), "--name", "wg0", "--mtu", str(node.mtu),
                "--addr", f"{node.mesh_ip}/{node.mesh_prefix}", "--uapi", str(self.uapi),
                "--listen-port", str(node.listen_port), "--private-key-file", str(self.key), "--config", str(self.conf)]
         for route in node.routes:
             cmd += ["--route", route]
+        env = {**os.environ, NSENTER_ENV: str(self.node.pid)} if self.forwarded else None
         log.debug("mesh: %s", " ".join(cmd))
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 20
         while not self.uapi.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -57,7 +77,12 @@ class Mesh:
     def show(self) -> dict:
         return json.loads(output([str(self.binary), "show", "--uapi", str(self.uapi)], timeout=10))
 
-    def wait_handshakes(self, node: NodePlan, timeout: float) -> None:
+    def peers(self) -> dict[str, dict[str, int]]:
+        return {self.names.get(p["public_key"], p["public_key"]): {
+            "latest_handshake": p["latest_handshake"], "rx_bytes": p["rx_bytes"], "tx_bytes": p["tx_bytes"]}
+            for p in self.show()["peers"]}
+
+    def wait(self, node: NodePlan, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             peers = {p["public_key"]: p for p in self.show()["peers"]}
@@ -67,7 +92,8 @@ class Mesh:
             if time.monotonic() > deadline:
                 names = ", ".join(f"{p.name} (UDP {p.endpoint})" for p in missing)
                 raise KsiError(f"{node.name}: no WireGuard handshake after {timeout:g} s with {names}",
-                               "check that UDP mesh_port is open between the hosts (firewall)")
+                               f"check that UDP port {node.listen_port} (mesh_port) is open between the hosts "
+                               "(firewall)")
             time.sleep(0.2)
 
     def down(self) -> None:

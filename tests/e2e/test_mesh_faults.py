@@ -11,17 +11,21 @@ pytestmark = pytest.mark.sandbox
 BLOCK = "iptables {} INPUT -p udp --dport 51820 -j DROP"
 
 
-def test_blocked_mesh_port_is_named(cluster, images):
+@pytest.mark.parametrize(("mesh", "message"), [
+    ("wireguard", "mesh: node01: no WireGuard handshake after 20 s with node04 (UDP 10.77.0.14:51820)"),
+    ("vxlan", "mesh: node01: the VXLAN mesh cannot reach node04 (10.250.0.4, UDP 10.77.0.14:51820) after 20 s"),
+], ids=["wireguard", "vxlan"])
+def test_blocked_mesh_port_is_named(cluster, images, mesh, message):
     cluster.sh(BLOCK.format("-A"), host="node04", root=True)
     try:
-        job = cluster.sbatch(f"--image-dir {IMAGES} --rendezvous-timeout 20", nodes=NODES)
+        job = cluster.sbatch(f"--image-dir {IMAGES} --rendezvous-timeout 20 --mesh {mesh}", nodes=NODES)
         assert cluster.wait_job(job, timeout=600) == "FAILED", cluster.job_log(job)
     finally:
         cluster.sh(BLOCK.format("-D"), host="node04", root=True)
     status = cluster.status(job)
     assert status["state"] == "failed"
-    assert "mesh: node01: no WireGuard handshake after 20 s with node04 (UDP 10.77.0.14:51820)" in status["error"]
-    assert "check that UDP mesh_port is open" in cluster.job_file(job, "agent-node01.log")
+    assert message in status["error"]
+    assert "check that UDP port 51820 (mesh_port) is open between the hosts" in cluster.job_file(job, "agent-node01.log")
     hosts = [h.name for h in cluster.plan.compute]
     deadline = time.monotonic() + 15
     while any(cluster.leftovers(h, job) for h in hosts) and time.monotonic() < deadline:

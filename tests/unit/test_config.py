@@ -13,6 +13,7 @@ def test_defaults_without_any_source(tmp_path):
     assert cfg.net_backend == "pasta"
     assert cfg.rendezvous_port == 0
     assert cfg.scratch is None
+    assert (cfg.mesh, cfg.mesh_mtu) == ("wireguard", 0)
 
 
 def test_precedence_file_then_env_then_flags(tmp_path):
@@ -52,6 +53,8 @@ def test_unknown_key_names_it_and_suggests(tmp_path, source):
     ("mesh_port", "80", "unprivileged port"),
     ("mesh_port", "1.5", "whole number"),
     ("scratch", "relative/dir", "absolute path"),
+    ("mesh", "flannel", "must be one of: wireguard, wireguard-forwarded, vxlan"),
+    ("mesh_mtu", "576", "0 (from the path MTU) or between 1280 and 65000"),
 ])
 def test_bad_values_name_key_value_and_source(key, value, words):
     var = f"KSI_{key.upper()}"

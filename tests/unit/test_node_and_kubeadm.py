@@ -85,6 +85,7 @@ def test_cni_config_and_pod_ranges():
     assert bridge["type"] == "bridge"
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.3.0/24"}]]
     assert bridge["ipMasq"] is False  # masquerade_rule does it, sparing pod-to-pod traffic
+    assert "mtu" not in bridge and json.loads(kubeadm.cni_config("10.244.3.0/24", 1420))["plugins"][0]["mtu"] == 1420
     rule = kubeadm.masquerade_rule("10.244.3.0/24")
     assert rule[:3] == ["POSTROUTING", "-t", "nat"] and rule[-2:] == ["-j", "MASQUERADE"]
     assert rule[rule.index("-s") + 1] == "10.244.3.0/24" and rule[rule.index("-d") - 1:rule.index("-d") + 2] == [

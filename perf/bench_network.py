@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Network and startup benchmark of multi-node clusters, every number against a baseline from the same run.
+
+Run as root:  python3 perf/bench_network.py [--seconds 5] [--quick] [--keep] [--out perf/results]
+
+In a fresh 4-host sandbox:
+  * host<->host: iperf3 (1 and 4 TCP streams) and ping between two bare sandbox hosts: the baseline;
+  * pod<->pod across two nodes of a `sbatch -N 2` cluster, for every mesh plugin (wireguard,
+    wireguard-forwarded, vxlan) under pasta and slirp4netns, and an MTU sweep of the default mesh:
+    the same iperf3 and ping between a pod on each node, with the CPU time every component used;
+  * startup for N = 1, 2, 4 (submit to Ready) with rank 0's phase breakdown.
+Prints tables of ratios to host<->host and writes <out>/network.json and <out>/network.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import time
+from dataclasses import dataclass
+
+from _sandbox import REPO, Sandbox, fresh_sandbox, ksi
+
+from ksi_multi.sandbox.cluster import SHARED
+
+NAME = "bench"
+IMAGES = SHARED / "images"
+TOOLBOX = "localhost/ksi-multi/toolbox:1"
+PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready")
+HOSTS = ("node01", "node02")
+# CPU ticks per process name (and the machine's busy ticks), read on a sandbox host.
+CPU_PROBE = r"""python3 -c '
+import glob, json, os
+out = {}
+for stat in glob.glob("/proc/[0-9]*/stat"):
+    try:
+        text = open(stat).read()
+    except OSError:
+        continue
+    comm = text[text.index("(") + 1:text.rindex(")")].split(".")[0]
+    fields = text[text.rindex(")") + 2:].split()
+    out[comm] = out.get(comm, 0) + int(fields[11]) + int(fields[12])
+cpu = open("/proc/stat").readline().split()[1:]
+out["_busy"] = sum(map(int, cpu)) - int(cpu[3]) - int(cpu[4])
+out["_softirq"] = int(cpu[6])
+print(json.dumps(out))'"""
+
+
+@dataclass(frozen=True)
+class Setup:
+    mesh: str
+    backend: str
+    mtu: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.mesh}/{self.backend}" + (f" mtu {self.mtu}" if self.mtu else "")
+
+
+def sh(box: Sandbox, cmd: str, host: str = "login", root: bool = False, timeout: float = 300) -> str:
+    proc = box.exec(host, cmd, root=root, capture=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"[{host}] {cmd}: {proc.stderr or proc.stdout}")
+    return proc.stdout
+
+
+def iperf_gbps(report: str) -> float:
+    return json.loads(report)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def ping_ms(output: str) -> float:
+    return float(re.search(r"= [\d.]+/([\d.]+)/", output).group(1))
+
+
+def cpu_sample(box: Sandbox) -> dict[str, dict[str, int]]:
+    return {h: json.loads(sh(box, CPU_PROBE, host=h, root=True)) for h in HOSTS}
+
+
+def cpu_use(before: dict, after: dict, seconds: float) -> dict[str, float]:
+    """Per component, in % of one core, summed over both hosts; plus the machine's busy and softirq time.
+    The sandbox hosts share one machine, so the machine-wide counters are read once."""
+    hz = os.sysconf("SC_CLK_TCK")
+    use: dict[str, float] = {}
+    for h in HOSTS:
+        for comm, ticks in after[h].items():
+            if not comm.startswith("_"):
+                use[comm] = use.get(comm, 0) + (ticks - before[h].get(comm, 0)) / hz / seconds * 100
+    for key in ("_busy", "_softirq"):
+        use[key] = (after[HOSTS[0]][key] - before[HOSTS[0]][key]) / hz / seconds * 100
+    return {k: round(v, 1) for k, v in use.items() if v >= 1 or k.startswith("_")}
+
+
+def measure(box: Sandbox, host: str, client: str, server_ip: str, seconds: int) -> dict:
+    """iperf3 1 and 4 streams (CPU sampled during the 1-stream run) and ping, run on `host`; `client`
+    prefixes each command so that it runs where the traffic starts."""
+    before = cpu_sample(box)
+    started = time.monotonic()
+    one = iperf_gbps(sh(box, f"{client} iperf3 -c {server_ip} -t {seconds} -J", host, timeout=seconds + 60))
+    cpu = cpu_use(before, cpu_sample(box), time.monotonic() - started)
+    four = iperf_gbps(sh(box, f"{client} iperf3 -c {server_ip} -t {seconds} -P 4 -J", host, timeout=seconds + 60))
+    latency = ping_ms(sh(box, f"{client} ping -c 20 -i 0.2 -q {server_ip}", host, timeout=60))
+    return {"gbps_1": one, "gbps_4": four, "ping_ms": latency, "cpu": cpu}
+
+
+def host_to_host(box: Sandbox, seconds: int) -> dict:
+    sh(box, "setsid iperf3 -s -p 5201 >/dev/null 2>&1 < /dev/null &", host=HOSTS[1])
+    time.sleep(0.5)
+    try:
+        return measure(box, HOSTS[0], "", HOSTS[1], seconds) | {"mtu": 1500}
+    finally:
+        sh(box, "pkill -u ksiuser -x iperf3 || true", host=HOSTS[1])
+
+
+def submit(box: Sandbox, nodes: int, options: str) -> tuple[str, dict, float]:
+    hosts = ",".join(f"node{i:02d}" for i in range(1, nodes + 1))
+    job = sh(box, f"sbatch --parsable -N {nodes} -w {hosts} {REPO}/sbatch/ksi-multi.sbatch "
+                  f"--image-dir {IMAGES} {options}").strip()
+    started = time.monotonic()
+    while True:
+        text = sh(box, f"cat ~/.ksi-multi/jobs/{job}/status.json 2>/dev/null || true")
+        status = json.loads(text) if text.strip() else {}
+        if status.get("state") == "ready":
+            return job, status, time.monotonic() - started
+        if status.get("state") == "failed" or time.monotonic() - started > 900:
+            raise SystemExit(f"job {job} ({options}) did not get ready: {status}")
+        time.sleep(0.5)
+
+
+def finish(box: Sandbox, job: str) -> None:
+    sh(box, f"scancel {job}")
+    while re.search(r"JobState=(RUNNING|COMPLETING|PENDING)", sh(box, f"scontrol show job {job} -o", root=True)):
+        time.sleep(0.5)
+    time.sleep(2)
+
+
+def pod(kube: str, name: str, node: str, command: str) -> str:
+    overrides = json.dumps({"spec": {"nodeName": node, "tolerations": [{"operator": "Exists"}]}})
+    return (f"{kube} kubectl run {name} --image={TOOLBOX} --restart=Never --overrides='{overrides}' "
+            f"--command -- {command}")
+
+
+def pod_to_pod(box: Sandbox, setup: Setup, seconds: int) -> dict:
+    options = f"--mesh {setup.mesh} --net-backend {setup.backend}" + (f" --mesh-mtu {setup.mtu}" if setup.mtu else "")
+    job, status, ready_s = submit(box, 2, options)
+    try:
+        kube = f"KUBECONFIG={status['kubeconfig']}"
+        sh(box, pod(kube, "server", HOSTS[1], "iperf3 -s"))
+        sh(box, pod(kube, "client", HOSTS[0], "sleep infinity"))
+        sh(box, f"{kube} kubectl wait --for=condition=ready pod/server pod/client --timeout=180s", timeout=200)
+        server_ip = sh(box, f"{kube} kubectl get pod server -o jsonpath='{{.status.podIP}}'").strip()
+        time.sleep(1)
+        mtu = int(re.search(r"mtu (\d+)", sh(box, f"{kube} kubectl exec client -- ip link show eth0")).group(1))
+        result = measure(box, "login", f"{kube} kubectl exec client --", server_ip, seconds)
+        return result | {"mtu": mtu, "submit_to_ready": ready_s}
+    finally:
+        finish(box, job)
+
+
+def startup(box: Sandbox, nodes: int) -> dict:
+    job, status, ready_s = submit(box, nodes, "")
+    finish(box, job)
+    return {"submit_to_ready": ready_s, "timings": status["timings"]}
+
+
+def report(baseline: dict, pods: dict[str, dict], starts: dict[int, dict], seconds: int) -> list[str]:
+    lines = [f"ksi-multi network benchmark ({os.cpu_count()} CPUs shared by all sandbox hosts; iperf3 {seconds} s, "
+             "ping 20x)", ""]
+    head = f"{'path':<36}{'MTU':>6}{'1 stream':>10}{'ratio':>7}{'4 streams':>11}{'ratio':>7}{'ping ms':>9}{'+%':>7}"
+    lines += [head, "-" * len(head)]
+    rows = {"host<->host (baseline)": baseline} | {f"pod<->pod {k}": v for k, v in pods.items()}
+    for name, r in rows.items():
+        lines.append(f"{name:<36}{r['mtu']:>6}{r['gbps_1']:>10.2f}{r['gbps_1'] / baseline['gbps_1']:>7.2f}"
+                     f"{r['gbps_4']:>11.2f}{r['gbps_4'] / baseline['gbps_4']:>7.2f}{r['ping_ms']:>9.3f}"
+                     f"{(r['ping_ms'] / baseline['ping_ms'] - 1) * 100:>+7.0f}")
+    lines += ["", "CPU during the 1-stream run, % of one core (both hosts; busy/softirq: the whole machine):"]
+    for name, r in rows.items():
+        top = sorted(((k, v) for k, v in r["cpu"].items() if not k.startswith("_")), key=lambda kv: -kv[1])[:5]
+        lines.append(f"  {name:<34} busy {r['cpu']['_busy']:>5.0f}  softirq {r['cpu']['_softirq']:>4.0f}  "
+                     + ", ".join(f"{k} {v:.0f}" for k, v in top))
+    lines += ["", f"{'startup (s)':<16}" + "".join(f"{'N=' + str(n):>9}" for n in starts)]
+    for phase in PHASES:
+        lines.append(f"{'  ' + phase:<16}" + "".join(f"{starts[n]['timings'].get(phase, 0):>9.1f}" for n in starts))
+    lines.append(f"{'  submit->Ready':<16}" + "".join(f"{starts[n]['submit_to_ready']:>9.1f}" for n in starts))
+    return lines
+
+
+def plot(baseline: dict, pods: dict[str, dict], starts: dict[int, dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (bw, lat, st) = plt.subplots(1, 3, figsize=(17, 6), gridspec_kw={"width_ratios": [3, 3, 2]})
+    names = list(pods)
+    ys = range(len(names))
+    for offset, key, label in ((-0.2, "gbps_1", "1 stream"), (0.2, "gbps_4", "4 streams")):
+        bw.barh([y + offset for y in ys], [pods[n][key] / baseline[key] for n in names], height=0.4, label=label)
+    bw.axvline(0.8, color="green", linestyle="--", label="goal 0.8")
+    bw.set_yticks(list(ys), names)
+    bw.invert_yaxis()
+    bw.set_xlabel(f"pod<->pod TCP / host<->host ({baseline['gbps_1']:.1f} / {baseline['gbps_4']:.1f} Gbit/s)")
+    bw.legend()
+    lat.barh(list(ys), [pods[n]["ping_ms"] / baseline["ping_ms"] for n in names], color="tab:orange")
+    lat.axvline(1.15, color="green", linestyle="--", label="goal +15%")
+    lat.set_yticks(list(ys), [""] * len(names))
+    lat.invert_yaxis()
+    lat.set_xlabel(f"ping pod<->pod / host<->host ({baseline['ping_ms']:.3f} ms)")
+    lat.legend()
+    bottom = [0.0] * len(starts)
+    for phase in PHASES:
+        values = [starts[n]["timings"].get(phase, 0) for n in starts]
+        st.bar([f"N={n}" for n in starts], values, bottom=bottom, label=phase)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    st.set_ylabel("seconds (rank 0's phases)")
+    st.set_title("startup")
+    st.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration per run")
+    parser.add_argument("--quick", action="store_true", help="only the default mesh under pasta, N=1 and 2")
+    parser.add_argument("--keep", action="store_true", help="leave the sandbox up")
+    parser.add_argument("--out", default=str(REPO / "perf" / "results"), help="where network.json/png go")
+    args = parser.parse_args()
+    setups = [Setup("wireguard", "pasta")]
+    if not args.quick:
+        setups += [Setup("wireguard", "slirp4netns"), Setup("wireguard-forwarded", "pasta"),
+                   Setup("wireguard-forwarded", "slirp4netns"), Setup("vxlan", "pasta"), Setup("vxlan", "slirp4netns"),
+                   Setup("wireguard", "pasta", 1280), Setup("wireguard", "pasta", 4000),
+                   Setup("wireguard", "pasta", 8920)]
+    box = fresh_sandbox(NAME)
+    ksi("image", "build", "--output", str(IMAGES))
+    ksi("sandbox", "up", "-N", "4", "--name", NAME)
+    try:
+        baseline = host_to_host(box, args.seconds)
+        pods = {}
+        for s in setups:
+            pods[s.label] = pod_to_pod(box, s, args.seconds)
+            print(f"  {s.label}: {pods[s.label]['gbps_1']:.2f} Gbit/s, {pods[s.label]['ping_ms']:.3f} ms", flush=True)
+        starts = {n: startup(box, n) for n in ((1, 2) if args.quick else (1, 2, 4))}
+    finally:
+        if not args.keep:
+            ksi("sandbox", "down", "--name", NAME)
+    print("\n" + "\n".join(report(baseline, pods, starts, args.seconds)))
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "network.json"), "w") as fh:
+        json.dump({"baseline": baseline, "pods": pods, "startup": starts, "seconds": args.seconds}, fh, indent=1)
+    plot(baseline, pods, starts, os.path.join(args.out, "network.png"))
+    print(f"\nwrote {args.out}/network.json and network.png; median pod<->pod ratio (1 stream): "
+          f"{statistics.median(p['gbps_1'] / baseline['gbps_1'] for p in pods.values()):.2f}")
+
+
+if __name__ == "__main__":
+    main()

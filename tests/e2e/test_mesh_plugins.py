@@ -1,0 +1,34 @@
+"""The other mesh plugins on two hosts: wireguard-forwarded (all of WireGuard inside the node, UDP forwarded
+by pasta) and vxlan (kernel overlay inside the node, UDP forwarded). Same cluster guarantees as the default."""
+
+import time
+
+import pytest
+
+from ksi_multi.sandbox.cluster import REPO
+from tests.helpers import IMAGES
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.mark.parametrize("mesh", ["wireguard-forwarded", "vxlan"])
+def test_plugin_joins_two_hosts_into_one_pod_network(cluster, images, mesh):
+    job = cluster.sbatch(f"--image-dir {IMAGES} --mesh {mesh}", nodes=2)
+    try:
+        status = cluster.wait_status(job, "ready", timeout=600)
+        assert [n["mesh_ip"] for n in status["nodes"]] == ["10.250.0.1", "10.250.0.2"]
+        out = cluster.sh(f"bash {REPO}/ksi_multi/sandbox/xnode.sh {status['kubeconfig']}", timeout=600).stdout.split()
+        assert {f"{w} {out[i + 1]}" for i, w in enumerate(out) if w in ("ok", "src")} == {
+            "ok node01->node02", "ok node02->node01", "ok node01->service", "ok node02->service",
+            "src node01->node02", "src node02->node01"}
+        # The mesh's UDP port on the host belongs to the network helper, which forwards it into the node.
+        holder = cluster.sh("ss -Hunlp 'sport = :51820'", host="node02").stdout
+        assert "pasta" in holder and "ksi-wg" not in holder, holder
+        assert f"mesh: {mesh} 10.250.0.2" in cluster.job_file(job, "agent-node02.log")
+    finally:
+        cluster.sh(f"scancel {job}", check=False)
+    assert cluster.wait_job(job, timeout=60) == "CANCELLED"
+    deadline = time.monotonic() + 35
+    while any(cluster.leftovers(h, job) for h in ("node01", "node02")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert cluster.leftovers("node01", job) == [] and cluster.leftovers("node02", job) == []
