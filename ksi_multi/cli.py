@@ -102,6 +102,14 @@ def agent(until: str | None, **kwargs) -> None:
         raise
 
 
+def this_job(job_id: str | None) -> str:
+    """The job named, or the Slurm job this runs in."""
+    job_id = job_id or os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        raise KsiError("no job id: pass --job or run inside a Slurm job")
+    return job_id
+
+
 @main.command()
 @click.option("--job", "job_id", default=None, help="job id (default: $SLURM_JOB_ID)")
 @config_options
@@ -111,10 +119,7 @@ def prepare(job_id: str | None, **kwargs) -> None:
     from ksi_multi.jobdir import JobDir
 
     cfg = load_config(kwargs)
-    job_id = job_id or os.environ.get("SLURM_JOB_ID")
-    if not job_id:
-        raise KsiError("no job id: pass --job or run inside a Slurm job")
-    job = JobDir(cfg.jobs_path(), job_id)
+    job = JobDir(cfg.jobs_path(), this_job(job_id))
     job.prepare()
     click.echo(str(job.path))
 
@@ -252,6 +257,24 @@ def down(job_id: str | None, **kwargs) -> None:
     job = status_mod.find_job(cfg.jobs_path(), job_id)
     run(["scancel", job.job_id], timeout=30, fix="is Slurm reachable from here (squeue works)?")
     click.echo(f"cancelled job {job.job_id}")
+
+
+@main.command()
+@click.option("--job", "job_id", default=None, help="job id (default: $SLURM_JOB_ID)")
+@config_options
+@friendly_errors
+def cleanup(job_id: str | None, **kwargs) -> None:
+    """Remove what a job's agent left on this host (it was killed before its teardown)."""
+    from ksi_multi import cleanup as cleanup_mod
+
+    cfg = load_config(kwargs)
+    job_id = this_job(job_id)
+    found = cleanup_mod.clean(cfg, job_id)
+    host = os.uname().nodename
+    if found:
+        click.echo(f"{host}: job {job_id}: removed {len(found)} leftover(s): {'; '.join(found)}")
+    else:
+        click.echo(f"{host}: job {job_id}: nothing left")
 
 
 def default_cache() -> Path:

@@ -56,6 +56,11 @@ class NodePlan:
 
 
 def mesh_mtu(path_mtu: int, overhead: int, override: int | None = None) -> int:
+    """The MTU inside the mesh: the path's minus the plugin's overhead, or a smaller override. A larger one
+    would make the mesh's own packets bigger than the path takes: they are dropped, and TCP stalls."""
+    if override and override > path_mtu - overhead:
+        raise ValueError(f"mesh MTU {override} does not fit the path MTU {path_mtu} minus the mesh's overhead "
+                         f"{overhead}; at most {path_mtu - overhead}")
     mtu = override if override else path_mtu - overhead
     if mtu < MIN_MTU:
         raise ValueError(f"mesh MTU {mtu} is below {MIN_MTU} (path MTU {path_mtu})")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,3 +29,40 @@ def fresh_sandbox(name: str) -> Sandbox:
     if box.alive():
         ksi("sandbox", "down", "--name", name)
     return box
+
+
+def sh(box: Sandbox, cmd: str, host: str = "login", root: bool = False, timeout: float = 300) -> str:
+    """Run a shell command on a sandbox host (as the sandbox user unless root); stop the benchmark on failure."""
+    proc = box.exec(host, cmd, root=root, capture=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"[{host}] {cmd}: {proc.stderr or proc.stdout}")
+    return proc.stdout
+
+
+def iperf_gbps(report: str) -> float:
+    return json.loads(report)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def submit(box: Sandbox, nodes: int, options: str) -> tuple[str, dict, float]:
+    """sbatch a cluster on node01..nodeNN; wait until it is Ready: (job id, status.json, seconds to Ready)."""
+    from ksi_multi.sandbox.cluster import SHARED
+
+    hosts = ",".join(f"node{i:02d}" for i in range(1, nodes + 1))
+    job = sh(box, f"sbatch --parsable -N {nodes} -w {hosts} {REPO}/sbatch/ksi-multi.sbatch "
+                  f"--image-dir {SHARED / 'images'} {options}").strip()
+    started = time.monotonic()
+    while True:
+        text = sh(box, f"cat ~/.ksi-multi/jobs/{job}/status.json 2>/dev/null || true")
+        status = json.loads(text) if text.strip() else {}
+        if status.get("state") == "ready":
+            return job, status, time.monotonic() - started
+        if status.get("state") == "failed" or time.monotonic() - started > 900:
+            raise SystemExit(f"job {job} ({options}) did not get ready: {status}")
+        time.sleep(0.5)
+
+
+def finish(box: Sandbox, job: str) -> None:
+    """scancel a job and wait until Slurm has let it go."""
+    sh(box, f"scancel {job}")
+    while re.search(r"JobState=(RUNNING|COMPLETING|PENDING)", sh(box, f"scontrol show job {job} -o", root=True)):
+        time.sleep(0.5)

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Network and startup benchmark of multi-node clusters, every number against a baseline from the same run.
 
-Run as root:  python3 perf/bench_network.py [--seconds 5] [--quick] [--keep] [--out perf/results]
+Run as root:  python3 perf/bench_network.py [--seconds 5] [--links 1500,9000] [--quick] [--keep] [--out DIR]
 
-In a fresh 4-host sandbox:
+In a fresh 4-host sandbox per link MTU (the sandbox network's MTU, 1500 first):
   * host<->host: iperf3 (1 and 4 TCP streams) and ping between two bare sandbox hosts: the baseline;
-  * pod<->pod across two nodes of a `sbatch -N 2` cluster, for every mesh plugin (wireguard,
-    wireguard-forwarded, vxlan) under pasta and slirp4netns, and an MTU sweep of the default mesh:
-    the same iperf3 and ping between a pod on each node, with the CPU time every component used;
+  * pod<->pod across two nodes of a `sbatch -N 2` cluster: at 1500 for every mesh plugin (wireguard,
+    wireguard-forwarded, vxlan) under pasta and slirp4netns, and the default mesh with a smaller
+    mesh_mtu; at the other link MTUs the default mesh and vxlan (MTU sweep). The same iperf3 and ping
+    between a pod on each node, with the CPU time every component used;
   * startup for N = 1, 2, 4 (submit to Ready) with rank 0's phase breakdown.
-Prints tables of ratios to host<->host and writes <out>/network.json and <out>/network.png.
+Prints tables of ratios to host<->host over the same link and writes <out>/network.json and network.png.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import argparse
 import json
 import os
 import re
-import statistics
 import time
 from dataclasses import dataclass
 
-from _sandbox import REPO, Sandbox, fresh_sandbox, ksi
+from _sandbox import REPO, Sandbox, finish, fresh_sandbox, iperf_gbps, ksi, sh, submit
 
 from ksi_multi.sandbox.cluster import SHARED
 
@@ -53,22 +53,24 @@ print(json.dumps(out))'"""
 class Setup:
     mesh: str
     backend: str
-    mtu: int = 0
+    mtu: int = 0  # mesh_mtu; 0: derived from the link
+    link: int = 1500  # the sandbox network's MTU
 
     @property
     def label(self) -> str:
-        return f"{self.mesh}/{self.backend}" + (f" mtu {self.mtu}" if self.mtu else "")
+        return (f"{self.mesh}/{self.backend}" + (f" mtu {self.mtu}" if self.mtu else "")
+                + (f" link {self.link}" if self.link != 1500 else ""))
 
 
-def sh(box: Sandbox, cmd: str, host: str = "login", root: bool = False, timeout: float = 300) -> str:
-    proc = box.exec(host, cmd, root=root, capture=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise SystemExit(f"[{host}] {cmd}: {proc.stderr or proc.stdout}")
-    return proc.stdout
-
-
-def iperf_gbps(report: str) -> float:
-    return json.loads(report)["end"]["sum_received"]["bits_per_second"] / 1e9
+def setups(links: list[int], quick: bool) -> list[Setup]:
+    out = [Setup("wireguard", "pasta")]
+    if not quick:
+        out += [Setup("wireguard", "slirp4netns"), Setup("wireguard-forwarded", "pasta"),
+                Setup("wireguard-forwarded", "slirp4netns"), Setup("vxlan", "pasta"), Setup("vxlan", "slirp4netns"),
+                Setup("wireguard", "pasta", mtu=1280)]
+    for link in links[1:]:
+        out += [Setup("wireguard", "pasta", link=link)] + ([] if quick else [Setup("vxlan", "pasta", link=link)])
+    return out
 
 
 def ping_ms(output: str) -> float:
@@ -101,39 +103,18 @@ def measure(box: Sandbox, host: str, client: str, server_ip: str, seconds: int) 
     one = iperf_gbps(sh(box, f"{client} iperf3 -c {server_ip} -t {seconds} -J", host, timeout=seconds + 60))
     cpu = cpu_use(before, cpu_sample(box), time.monotonic() - started)
     four = iperf_gbps(sh(box, f"{client} iperf3 -c {server_ip} -t {seconds} -P 4 -J", host, timeout=seconds + 60))
-    latency = ping_ms(sh(box, f"{client} ping -c 20 -i 0.2 -q {server_ip}", host, timeout=60))
+    # On the bare hosts ping needs root (no ping_group_range there); in pods it runs as the pod's root.
+    latency = ping_ms(sh(box, f"{client} ping -c 20 -i 0.2 -q {server_ip}", host, root=not client, timeout=60))
     return {"gbps_1": one, "gbps_4": four, "ping_ms": latency, "cpu": cpu}
 
 
-def host_to_host(box: Sandbox, seconds: int) -> dict:
+def host_to_host(box: Sandbox, seconds: int, link: int) -> dict:
     sh(box, "setsid iperf3 -s -p 5201 >/dev/null 2>&1 < /dev/null &", host=HOSTS[1])
     time.sleep(0.5)
     try:
-        return measure(box, HOSTS[0], "", HOSTS[1], seconds) | {"mtu": 1500}
+        return measure(box, HOSTS[0], "", HOSTS[1], seconds) | {"mtu": link, "link": link}
     finally:
         sh(box, "pkill -u ksiuser -x iperf3 || true", host=HOSTS[1])
-
-
-def submit(box: Sandbox, nodes: int, options: str) -> tuple[str, dict, float]:
-    hosts = ",".join(f"node{i:02d}" for i in range(1, nodes + 1))
-    job = sh(box, f"sbatch --parsable -N {nodes} -w {hosts} {REPO}/sbatch/ksi-multi.sbatch "
-                  f"--image-dir {IMAGES} {options}").strip()
-    started = time.monotonic()
-    while True:
-        text = sh(box, f"cat ~/.ksi-multi/jobs/{job}/status.json 2>/dev/null || true")
-        status = json.loads(text) if text.strip() else {}
-        if status.get("state") == "ready":
-            return job, status, time.monotonic() - started
-        if status.get("state") == "failed" or time.monotonic() - started > 900:
-            raise SystemExit(f"job {job} ({options}) did not get ready: {status}")
-        time.sleep(0.5)
-
-
-def finish(box: Sandbox, job: str) -> None:
-    sh(box, f"scancel {job}")
-    while re.search(r"JobState=(RUNNING|COMPLETING|PENDING)", sh(box, f"scontrol show job {job} -o", root=True)):
-        time.sleep(0.5)
-    time.sleep(2)
 
 
 def pod(kube: str, name: str, node: str, command: str) -> str:
@@ -154,7 +135,7 @@ def pod_to_pod(box: Sandbox, setup: Setup, seconds: int) -> dict:
         time.sleep(1)
         mtu = int(re.search(r"mtu (\d+)", sh(box, f"{kube} kubectl exec client -- ip link show eth0")).group(1))
         result = measure(box, "login", f"{kube} kubectl exec client --", server_ip, seconds)
-        return result | {"mtu": mtu, "submit_to_ready": ready_s}
+        return result | {"mtu": mtu, "link": setup.link, "submit_to_ready": ready_s}
     finally:
         finish(box, job)
 
@@ -165,20 +146,23 @@ def startup(box: Sandbox, nodes: int) -> dict:
     return {"submit_to_ready": ready_s, "timings": status["timings"]}
 
 
-def report(baseline: dict, pods: dict[str, dict], starts: dict[int, dict], seconds: int) -> list[str]:
+def report(baselines: dict[int, dict], pods: dict[str, dict], starts: dict[int, dict], seconds: int) -> list[str]:
     lines = [f"ksi-multi network benchmark ({os.cpu_count()} CPUs shared by all sandbox hosts; iperf3 {seconds} s, "
-             "ping 20x)", ""]
-    head = f"{'path':<36}{'MTU':>6}{'1 stream':>10}{'ratio':>7}{'4 streams':>11}{'ratio':>7}{'ping ms':>9}{'+%':>7}"
+             "ping 20x); ratios to host<->host over the same link", ""]
+    head = (f"{'path':<44}{'link':>6}{'MTU':>6}{'1 stream':>10}{'ratio':>7}{'4 streams':>11}{'ratio':>7}"
+            f"{'ping ms':>9}{'+%':>7}")
     lines += [head, "-" * len(head)]
-    rows = {"host<->host (baseline)": baseline} | {f"pod<->pod {k}": v for k, v in pods.items()}
+    rows = {f"host<->host link {k} (baseline)": v for k, v in baselines.items()}
+    rows |= {f"pod<->pod {k}": v for k, v in pods.items()}
     for name, r in rows.items():
-        lines.append(f"{name:<36}{r['mtu']:>6}{r['gbps_1']:>10.2f}{r['gbps_1'] / baseline['gbps_1']:>7.2f}"
-                     f"{r['gbps_4']:>11.2f}{r['gbps_4'] / baseline['gbps_4']:>7.2f}{r['ping_ms']:>9.3f}"
-                     f"{(r['ping_ms'] / baseline['ping_ms'] - 1) * 100:>+7.0f}")
+        base = baselines[r["link"]]
+        lines.append(f"{name:<44}{r['link']:>6}{r['mtu']:>6}{r['gbps_1']:>10.2f}{r['gbps_1'] / base['gbps_1']:>7.2f}"
+                     f"{r['gbps_4']:>11.2f}{r['gbps_4'] / base['gbps_4']:>7.2f}{r['ping_ms']:>9.3f}"
+                     f"{(r['ping_ms'] / base['ping_ms'] - 1) * 100:>+7.0f}")
     lines += ["", "CPU during the 1-stream run, % of one core (both hosts; busy/softirq: the whole machine):"]
     for name, r in rows.items():
         top = sorted(((k, v) for k, v in r["cpu"].items() if not k.startswith("_")), key=lambda kv: -kv[1])[:5]
-        lines.append(f"  {name:<34} busy {r['cpu']['_busy']:>5.0f}  softirq {r['cpu']['_softirq']:>4.0f}  "
+        lines.append(f"  {name:<42} busy {r['cpu']['_busy']:>4.0f}  softirq {r['cpu']['_softirq']:>3.0f}  "
                      + ", ".join(f"{k} {v:.0f}" for k, v in top))
     lines += ["", f"{'startup (s)':<16}" + "".join(f"{'N=' + str(n):>9}" for n in starts)]
     for phase in PHASES:
@@ -187,27 +171,30 @@ def report(baseline: dict, pods: dict[str, dict], starts: dict[int, dict], secon
     return lines
 
 
-def plot(baseline: dict, pods: dict[str, dict], starts: dict[int, dict], path) -> None:
+def plot(baselines: dict[int, dict], pods: dict[str, dict], starts: dict[int, dict], path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (bw, lat, st) = plt.subplots(1, 3, figsize=(17, 6), gridspec_kw={"width_ratios": [3, 3, 2]})
+    fig, (bw, lat, st) = plt.subplots(1, 3, figsize=(18, 7), gridspec_kw={"width_ratios": [3, 3, 2]})
     names = list(pods)
     ys = range(len(names))
     for offset, key, label in ((-0.2, "gbps_1", "1 stream"), (0.2, "gbps_4", "4 streams")):
-        bw.barh([y + offset for y in ys], [pods[n][key] / baseline[key] for n in names], height=0.4, label=label)
+        bw.barh([y + offset for y in ys], [pods[n][key] / baselines[pods[n]["link"]][key] for n in names],
+                height=0.4, label=label)
     bw.axvline(0.8, color="green", linestyle="--", label="goal 0.8")
     bw.set_yticks(list(ys), names)
     bw.invert_yaxis()
-    bw.set_xlabel(f"pod<->pod TCP / host<->host ({baseline['gbps_1']:.1f} / {baseline['gbps_4']:.1f} Gbit/s)")
+    first = baselines[min(baselines)]
+    bw.set_xlabel(f"pod<->pod TCP / host<->host over the same link (link 1500: {first['gbps_1']:.1f} / "
+                  f"{first['gbps_4']:.1f} Gbit/s)")
     bw.legend()
-    lat.barh(list(ys), [pods[n]["ping_ms"] / baseline["ping_ms"] for n in names], color="tab:orange")
+    lat.barh(list(ys), [pods[n]["ping_ms"] / baselines[pods[n]["link"]]["ping_ms"] for n in names], color="tab:orange")
     lat.axvline(1.15, color="green", linestyle="--", label="goal +15%")
     lat.set_yticks(list(ys), [""] * len(names))
     lat.invert_yaxis()
-    lat.set_xlabel(f"ping pod<->pod / host<->host ({baseline['ping_ms']:.3f} ms)")
+    lat.set_xlabel(f"ping pod<->pod / host<->host (link 1500: {first['ping_ms']:.3f} ms)")
     lat.legend()
     bottom = [0.0] * len(starts)
     for phase in PHASES:
@@ -224,36 +211,38 @@ def plot(baseline: dict, pods: dict[str, dict], starts: dict[int, dict], path) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration per run")
-    parser.add_argument("--quick", action="store_true", help="only the default mesh under pasta, N=1 and 2")
-    parser.add_argument("--keep", action="store_true", help="leave the sandbox up")
+    parser.add_argument("--links", default="1500,9000", help="sandbox network MTUs, comma-separated; 1500 first")
+    parser.add_argument("--quick", action="store_true", help="only the default mesh under pasta; N=1 and 2")
+    parser.add_argument("--keep", action="store_true", help="leave the (last) sandbox up")
     parser.add_argument("--out", default=str(REPO / "perf" / "results"), help="where network.json/png go")
     args = parser.parse_args()
-    setups = [Setup("wireguard", "pasta")]
-    if not args.quick:
-        setups += [Setup("wireguard", "slirp4netns"), Setup("wireguard-forwarded", "pasta"),
-                   Setup("wireguard-forwarded", "slirp4netns"), Setup("vxlan", "pasta"), Setup("vxlan", "slirp4netns"),
-                   Setup("wireguard", "pasta", 1280), Setup("wireguard", "pasta", 4000),
-                   Setup("wireguard", "pasta", 8920)]
-    box = fresh_sandbox(NAME)
+    links = [1500] + [int(m) for m in args.links.split(",") if int(m) != 1500]
+    plan = setups(links, args.quick)
     ksi("image", "build", "--output", str(IMAGES))
-    ksi("sandbox", "up", "-N", "4", "--name", NAME)
-    try:
-        baseline = host_to_host(box, args.seconds)
-        pods = {}
-        for s in setups:
-            pods[s.label] = pod_to_pod(box, s, args.seconds)
-            print(f"  {s.label}: {pods[s.label]['gbps_1']:.2f} Gbit/s, {pods[s.label]['ping_ms']:.3f} ms", flush=True)
-        starts = {n: startup(box, n) for n in ((1, 2) if args.quick else (1, 2, 4))}
-    finally:
-        if not args.keep:
-            ksi("sandbox", "down", "--name", NAME)
-    print("\n" + "\n".join(report(baseline, pods, starts, args.seconds)))
+    baselines: dict[int, dict] = {}
+    pods: dict[str, dict] = {}
+    starts: dict[int, dict] = {}
+    for link in links:
+        box = fresh_sandbox(NAME)
+        ksi("sandbox", "up", "-N", "4", "--mtu", str(link), "--name", NAME)
+        try:
+            baselines[link] = host_to_host(box, args.seconds, link)
+            print(f"  host<->host link {link}: {baselines[link]['gbps_1']:.2f} Gbit/s", flush=True)
+            for s in (s for s in plan if s.link == link):
+                pods[s.label] = pod_to_pod(box, s, args.seconds)
+                print(f"  {s.label}: {pods[s.label]['gbps_1']:.2f} Gbit/s, {pods[s.label]['ping_ms']:.3f} ms",
+                      flush=True)
+            if link == links[0]:
+                starts = {n: startup(box, n) for n in ((1, 2) if args.quick else (1, 2, 4))}
+        finally:
+            if not (args.keep and link == links[-1]):
+                ksi("sandbox", "down", "--name", NAME)
+    print("\n" + "\n".join(report(baselines, pods, starts, args.seconds)))
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "network.json"), "w") as fh:
-        json.dump({"baseline": baseline, "pods": pods, "startup": starts, "seconds": args.seconds}, fh, indent=1)
-    plot(baseline, pods, starts, os.path.join(args.out, "network.png"))
-    print(f"\nwrote {args.out}/network.json and network.png; median pod<->pod ratio (1 stream): "
-          f"{statistics.median(p['gbps_1'] / baseline['gbps_1'] for p in pods.values()):.2f}")
+        json.dump({"baselines": baselines, "pods": pods, "startup": starts, "seconds": args.seconds}, fh, indent=1)
+    plot(baselines, pods, starts, os.path.join(args.out, "network.png"))
+    print(f"\nwrote {args.out}/network.json and network.png")
 
 
 if __name__ == "__main__":

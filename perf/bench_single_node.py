@@ -10,12 +10,10 @@ ratio to host->host bandwidth between two sandbox hosts measured in the same run
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import time
 
-from _sandbox import REPO, Sandbox, fresh_sandbox, ksi
+from _sandbox import Sandbox, finish, fresh_sandbox, iperf_gbps, ksi, sh, submit
 
 from ksi_multi.sandbox.cluster import SHARED
 
@@ -25,17 +23,6 @@ TOOLBOX = "localhost/ksi-multi/toolbox:1"
 PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready")
 
 
-def sh(box: Sandbox, cmd: str, host: str = "login", root: bool = False, timeout: float = 300) -> str:
-    proc = box.exec(host, cmd, root=root, capture=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise SystemExit(f"[{host}] {cmd}: {proc.stderr or proc.stdout}")
-    return proc.stdout
-
-
-def iperf_gbps(report: str) -> float:
-    return json.loads(report)["end"]["sum_received"]["bits_per_second"] / 1e9
-
-
 def host_to_host(box: Sandbox, seconds: int) -> float:
     sh(box, "setsid iperf3 -s -1 -p 5301 >/dev/null 2>&1 < /dev/null &", host="node02")
     time.sleep(0.5)
@@ -43,18 +30,7 @@ def host_to_host(box: Sandbox, seconds: int) -> float:
 
 
 def run_backend(box: Sandbox, backend: str, seconds: int) -> dict:
-    job = sh(box, f"sbatch --parsable -N 1 -w node01 {REPO}/sbatch/ksi-multi.sbatch --image-dir {IMAGES} "
-                  f"--net-backend {backend}").strip()
-    started = time.monotonic()
-    while True:
-        text = sh(box, f"cat ~/.ksi-multi/jobs/{job}/status.json 2>/dev/null || true")
-        status = json.loads(text) if text.strip() else {}
-        if status.get("state") == "ready":
-            break
-        if status.get("state") == "failed" or time.monotonic() - started > 600:
-            raise SystemExit(f"{backend}: job {job} did not get ready: {status}")
-        time.sleep(0.5)
-    total = time.monotonic() - started
+    job, status, total = submit(box, 1, f"--net-backend {backend}")
     kube = f"KUBECONFIG={status['kubeconfig']}"
     sh(box, "setsid iperf3 -s -1 -p 5201 >/dev/null 2>&1 < /dev/null &", host="node01")
     sh(box, f"{kube} kubectl run iperf --image={TOOLBOX} --restart=Never --command -- "
@@ -62,9 +38,7 @@ def run_backend(box: Sandbox, backend: str, seconds: int) -> dict:
     sh(box, f"{kube} kubectl wait --for=jsonpath='{{.status.phase}}'=Succeeded pod/iperf --timeout={seconds + 120}s",
        timeout=seconds + 180)
     gbps = iperf_gbps(sh(box, f"{kube} kubectl logs iperf"))
-    sh(box, f"scancel {job}")
-    while re.search(r"JobState=(RUNNING|COMPLETING)", sh(box, f"scontrol show job {job} -o", root=True)):
-        time.sleep(0.5)
+    finish(box, job)
     return {"timings": status["timings"], "submit_to_ready": total, "pod_to_host_gbps": gbps}
 
 

@@ -49,9 +49,12 @@ class MeshPhase:
         cfg = ctx.config
         mesh = netplugins.load(cfg.mesh, node_access(ctx))
         members = self._exchange(ctx, mesh.prepare())
-        plan = mesh.plan([Member(m["rank"], m["hostname"], m["address"], m["info"].get("wg_public_key", ""),
-                                 m["info"]["mesh_port"]) for m in members],
-                         path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None)
+        try:
+            plan = mesh.plan([Member(m["rank"], m["hostname"], m["address"], m["info"].get("wg_public_key", ""),
+                                     m["info"]["mesh_port"]) for m in members],
+                             path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None)
+        except ValueError as exc:
+            raise KsiError(f"mesh: {exc}", "set mesh_mtu to 0 (derived from the path) or a smaller value") from None
         node = plan[ctx.slurm.rank]
         ctx.on_teardown("stop the mesh", mesh.down)
         mesh.up(node)

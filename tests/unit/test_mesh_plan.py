@@ -36,6 +36,9 @@ def test_mtu_from_path_and_override():
     assert mesh_mtu(1500, override=1380) == 1380
     with pytest.raises(ValueError, match="below 1280"):
         mesh_mtu(1300)
+    with pytest.raises(ValueError, match="does not fit the path MTU 1500 minus the mesh's overhead 80; at most 1420"):
+        mesh_mtu(1500, override=4000)
+    assert mesh_mtu(9000, override=4000) == 4000
     assert {n.mtu for n in plan(members(2), path_mtu=9000).values()} == {8920}
 
 

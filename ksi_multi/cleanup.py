@@ -1,0 +1,94 @@
+"""Remove what a job left on this host when its agent could not tear down (killed, out of memory).
+
+The agent tears down after itself on every normal path; this is the safety net the batch script runs
+on every node after the agents have ended, and that a user (or an Epilog) can run by hand.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import shutil
+import signal
+
+import psutil
+
+from ksi_multi import doctor, scratch
+from ksi_multi.cgroups import JobCgroup
+from ksi_multi.config import Config
+from ksi_multi.errors import KsiError
+from ksi_multi.podman import PodmanHome
+from ksi_multi.run import run
+
+log = logging.getLogger(__name__)
+
+
+def _agent_of(job_id: str) -> psutil.Process | None:
+    """This user's agent of `job_id` on this host, if one still runs."""
+    for proc in psutil.process_iter(["cmdline", "uids"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if proc.info["uids"].real != os.getuid() or " agent" not in cmd or "ksi" not in cmd:
+                continue
+            if proc.environ().get("SLURM_JOB_ID") == job_id:
+                return proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return None
+
+
+def _job_processes(job_id: str, markers: list[str], cgroup: JobCgroup | None) -> set[int]:
+    """This user's processes of the job: everything in the job cgroup, and whatever names the job's
+    runtime or scratch directory on its command line (ksi-wg, conmon, pasta)."""
+    pids: set[int] = set()
+    if cgroup:
+        for path in cgroup.paths()[:1]:
+            for procs in path.rglob("cgroup.procs"):
+                pids |= {int(p) for p in procs.read_text().split()}
+    for proc in psutil.process_iter(["cmdline", "uids"]):
+        try:
+            if proc.info["uids"].real == os.getuid() and any(m in a for a in proc.info["cmdline"] or [] for m in markers):
+                pids.add(proc.pid)
+        except psutil.NoSuchProcess:
+            continue
+    pids.discard(os.getpid())
+    return pids
+
+
+def clean(cfg: Config, job_id: str) -> list[str]:
+    """Remove the job's containers, processes, podman store, cgroup and scratch on this host; return what was
+    found (empty: nothing was left)."""
+    agent = _agent_of(job_id)
+    if agent:
+        raise KsiError(f"the agent of job {job_id} still runs on this host (pid {agent.pid})",
+                       "it tears down by itself: stop the job (scancel) instead")
+    job_scratch = scratch.job_scratch(scratch.base_dir(cfg.scratch), job_id)
+    runtime = scratch.runtime_dir(job_id)
+    version, delegated, _ = doctor.delegated_cgroup(cfg.cgroup_parent, getpass.getuser())
+    cgroup = JobCgroup(delegated, f"job-{job_id}") if version == 1 and delegated else None
+    found = []
+    home = PodmanHome(job_scratch / "podman", runtime=runtime)
+    if home.base.exists():
+        found.append(f"podman store {home.base}")
+        run(["podman", "rm", "--all", "--force", "--time", "0"], timeout=120, check=False, extra_env=home.env())
+    pids = _job_processes(job_id, [str(runtime), str(job_scratch)], cgroup)
+    for pid in sorted(pids):
+        try:
+            found.append(f"process {pid} ({psutil.Process(pid).name()})")
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    home.remove()
+    home.stop_pause_process()
+    if cgroup and any(p.exists() for p in cgroup.paths()):
+        found.append(f"cgroup {cgroup.rel}")
+        cgroup.remove()
+    for path in (job_scratch, runtime):
+        if path.exists():
+            found.append(str(path))
+    scratch.remove(job_scratch)
+    shutil.rmtree(runtime, ignore_errors=True)
+    for what in found:
+        log.info("cleanup: removed %s", what)
+    return found

@@ -1,0 +1,57 @@
+"""`ksi-multi cleanup` on this machine with real processes: it kills what names the job's directories,
+removes them, and refuses while the job's agent still runs."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ksi_multi import cleanup, config, scratch
+from ksi_multi.errors import KsiError
+
+
+@pytest.fixture
+def job_id():
+    return f"t{os.getpid()}{int(time.time() * 1000) % 100000}"
+
+
+def _spawn(*args, env=None):
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *args], env=env)
+
+
+def test_cleanup_kills_job_processes_and_removes_its_directories(tmp_path, job_id):
+    cfg = config.load(env={}, flags={"scratch": str(tmp_path)})
+    job_scratch = scratch.job_scratch(tmp_path, job_id)
+    runtime = scratch.runtime_dir(job_id)
+    (job_scratch / "work").mkdir(parents=True)
+    runtime.mkdir()
+    left = _spawn("--uapi", str(runtime / "wg.sock"))
+    other = _spawn("--uapi", str(tmp_path / "another-job.sock"))
+    try:
+        time.sleep(0.3)
+        found = cleanup.clean(cfg, job_id)
+        assert left.wait(timeout=10) == -9
+        assert other.poll() is None  # not the job's: untouched
+        assert any(f"process {left.pid}" in f for f in found)
+        assert str(job_scratch) in found and str(runtime) in found
+        assert not job_scratch.exists() and not runtime.exists()
+        assert cleanup.clean(cfg, job_id) == []  # a second run finds nothing
+    finally:
+        for p in (left, other):
+            p.kill()
+            p.wait()
+
+
+def test_cleanup_refuses_while_the_agent_of_the_job_runs(tmp_path, job_id):
+    cfg = config.load(env={}, flags={"scratch": str(tmp_path)})
+    agent = _spawn("ksi_multi", "agent", env={**os.environ, "SLURM_JOB_ID": job_id})
+    try:
+        time.sleep(0.3)
+        with pytest.raises(KsiError, match=f"the agent of job {job_id} still runs on this host"):
+            cleanup.clean(cfg, job_id)
+        assert agent.poll() is None
+    finally:
+        agent.kill()
+        agent.wait()
