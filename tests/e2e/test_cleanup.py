@@ -14,14 +14,18 @@ HOSTS = ("node01", "node02")
 
 def test_agents_killed_without_teardown_leave_nothing(cluster, images):
     job = cluster.sbatch(f"--image-dir {IMAGES}", nodes=2)
-    deadline = time.monotonic() + 300
-    while cluster.status(job).get("phase") not in ("mesh", "cluster", "ready", "wait"):
-        assert time.monotonic() < deadline and cluster.job_state(job) == "RUNNING", cluster.job_log(job)
-        time.sleep(1)
-    for host in HOSTS:
-        assert cluster.leftovers(host, job)  # node containers, podman helpers, scratch
-        cluster.sh("pkill -KILL -u ksiuser -f '[k]si_multi agent'", host=host)
-    assert cluster.wait_job(job, timeout=180) == "FAILED"
+    try:
+        deadline = time.monotonic() + 300
+        while cluster.status(job).get("phase") not in ("mesh", "cluster", "ready", "wait"):
+            assert time.monotonic() < deadline, cluster.job_log(job)
+            assert cluster.job_state(job) in ("PENDING", "CONFIGURING", "RUNNING"), cluster.job_log(job)
+            time.sleep(1)
+        for host in HOSTS:
+            assert cluster.leftovers(host, job)  # node containers, podman helpers, scratch
+            cluster.sh("pkill -KILL -u ksiuser -f '[k]si_multi agent'", host=host)
+        assert cluster.wait_job(job, timeout=180) == "FAILED"
+    finally:
+        cluster.sh(f"scancel {job}", check=False)
     assert {h: cluster.leftovers(h, job) for h in HOSTS} == {h: [] for h in HOSTS}
     batch = cluster.job_file(job, "batch.log")
     assert "removed" in batch and "leftover(s)" in batch, batch
