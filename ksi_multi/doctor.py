@@ -16,11 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from ksi_multi import scratch
 from ksi_multi.cgroups import V1
 from ksi_multi.config import Config
 from ksi_multi.podman import PodmanHome
 from ksi_multi.run import CommandError
+from netplugins import OVERHEAD
 
 MIN_PODMAN = (4, 4)
 MIN_SUBIDS = 65536
@@ -148,7 +151,28 @@ def check_port(proto: str, port: int, purpose: str, bind_error: int | None) -> R
     return Result(name, False, f"cannot bind: {os.strerror(bind_error)} ({purpose})", f"set {purpose} to another port")
 
 
+def check_mesh_mtu(mesh: str, mesh_mtu: int, path_mtu: int) -> Result:
+    name = "mesh MTU"
+    largest = path_mtu - OVERHEAD[mesh]
+    if not mesh_mtu:
+        return _ok(name, f"{largest} (path MTU {path_mtu} minus {mesh}'s {OVERHEAD[mesh]})")
+    if mesh_mtu > largest:
+        return Result(name, False, f"mesh_mtu {mesh_mtu} does not fit the path MTU {path_mtu} minus {mesh}'s overhead "
+                      f"{OVERHEAD[mesh]}: packets would be dropped",
+                      f"set mesh_mtu to at most {largest}, or 0 to derive it")
+    return _ok(name, f"{mesh_mtu} (set; at most {largest})")
+
+
 # ---- gatherers: read the real host ----
+
+
+def path_mtu(address: str) -> int:
+    """MTU of the host interface that carries `address` (the mesh's packets leave through it)."""
+    stats = psutil.net_if_stats()
+    for name, addrs in psutil.net_if_addrs().items():
+        if any(a.address == address for a in addrs) and name in stats:
+            return stats[name].mtu
+    return 1500
 
 def _read(path: str) -> str | None:
     try:
@@ -241,6 +265,7 @@ def diagnose(config: Config, address: str = "0.0.0.0", coordinator: bool = True)
     results.append(check_tun(_tun_error()))
     results.append(check_cgroups(*delegated_cgroup(config.cgroup_parent, name)))
     results.append(check_port("udp", config.mesh_port, "mesh_port", _bind_error("udp", address, config.mesh_port)))
+    results.append(check_mesh_mtu(config.mesh, config.mesh_mtu, path_mtu(address)))
     if coordinator:
         results.append(check_port("tcp", config.api_server_port, "api_server_port",
                                   _bind_error("tcp", address, config.api_server_port)))

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from netplugins.topology import Member, NodePlan
 
 PLUGINS = ("wireguard", "wireguard-forwarded", "vxlan")
+# Bytes each plugin adds to a packet: the mesh MTU is the path's minus this.
+OVERHEAD = {"wireguard": 80, "wireguard-forwarded": 80, "vxlan": 50}
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,8 @@ class MeshPlugin(Protocol):
     forwarded: bool  # its UDP port reaches the node through the network helper (pasta/slirp4netns)
 
     def prepare(self) -> dict[str, Any]:
-        """Make this node's per-job material; return what the other nodes must know (e.g. a public key)."""
+        """Make this node's per-job material; return what the other nodes must know. A public key goes
+        under "mesh_key" and reaches the plan as each member's public_key."""
 
     def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None) -> dict[int, NodePlan]: ...
 

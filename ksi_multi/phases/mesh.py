@@ -3,9 +3,8 @@ from __future__ import annotations
 import logging
 import time
 
-import psutil
-
 import netplugins
+from ksi_multi.doctor import path_mtu
 from ksi_multi.errors import KsiError
 from ksi_multi.node import NODE_ADDRESS, image_index
 from ksi_multi.phases.rendezvous import coordinator_client
@@ -13,15 +12,6 @@ from ksi_multi.rendezvous import RendezvousError
 from netplugins.topology import Member
 
 log = logging.getLogger("ksi_multi.agent")
-
-
-def path_mtu(address: str) -> int:
-    """MTU of the host interface that carries `address` (the mesh's packets leave through it)."""
-    stats = psutil.net_if_stats()
-    for name, addrs in psutil.net_if_addrs().items():
-        if any(a.address == address for a in addrs) and name in stats:
-            return stats[name].mtu
-    return 1500
 
 
 def node_access(ctx) -> netplugins.NodeAccess:
@@ -50,7 +40,7 @@ class MeshPhase:
         mesh = netplugins.load(cfg.mesh, node_access(ctx))
         members = self._exchange(ctx, mesh.prepare())
         try:
-            plan = mesh.plan([Member(m["rank"], m["hostname"], m["address"], m["info"].get("wg_public_key", ""),
+            plan = mesh.plan([Member(m["rank"], m["hostname"], m["address"], m["info"].get("mesh_key", ""),
                                      m["info"]["mesh_port"]) for m in members],
                              path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None)
         except ValueError as exc:

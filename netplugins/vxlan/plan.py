@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from netplugins import topology
+from netplugins import OVERHEAD, topology
 from netplugins.topology import Member, NodePlan
 
 DEVICE = "vxlan.ksi"
 VNI = 4242
 # Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
-VXLAN_OVERHEAD = 50
+VXLAN_OVERHEAD = OVERHEAD["vxlan"]
 
 
 def plan(members: Sequence[Member], path_mtu: int = 1500, mtu: int | None = None, **kwargs) -> dict[int, NodePlan]:

@@ -50,7 +50,7 @@ class WireGuardMesh:
         fd = os.open(self.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(output([str(self.binary), "genkey"]) + "\n")
-        return {"wg_public_key": output([str(self.binary), "pubkey"], input=self.key.read_text())}
+        return {"mesh_key": output([str(self.binary), "pubkey"], input=self.key.read_text())}
 
     def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None) -> dict[int, NodePlan]:
         return wg_plan.plan(members, path_mtu, mtu)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from netplugins import topology
+from netplugins import OVERHEAD, topology
 from netplugins.topology import Member, NodePlan, Peer
 
 __all__ = ["Member", "NodePlan", "Peer", "mesh_mtu", "peers_config", "plan"]
 
 # Outer IPv6 (40) + UDP (8) + WireGuard header and tag (32): what wg-quick subtracts.
-WIREGUARD_OVERHEAD = 80
+WIREGUARD_OVERHEAD = OVERHEAD["wireguard"]
 
 
 def mesh_mtu(path_mtu: int, override: int | None = None) -> int:

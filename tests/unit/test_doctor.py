@@ -153,3 +153,12 @@ def test_table_lists_fixes_for_failures():
     assert lines[0].split()[0] == "ok"
     assert lines[1].split()[0] == "FAIL"
     assert lines[2].strip().startswith("/dev/net/tun: ask an admin")
+
+
+def test_mesh_mtu_must_fit_the_path():
+    assert doctor.check_mesh_mtu("wireguard", 0, 1500).ok
+    assert "1420 (path MTU 1500 minus wireguard's 80)" in doctor.check_mesh_mtu("wireguard", 0, 1500).detail
+    assert doctor.check_mesh_mtu("vxlan", 1450, 1500).ok
+    bad = doctor.check_mesh_mtu("wireguard", 4000, 1500)
+    assert not bad.ok and bad.blocking and "set mesh_mtu to at most 1420" in bad.fix
+    assert doctor.check_mesh_mtu("wireguard", 4000, 9000).ok
