@@ -6,7 +6,6 @@ on every node after the agents have ended, and that a user (or an Epilog) can ru
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import shutil
@@ -14,11 +13,11 @@ import signal
 
 import psutil
 
-from ksi_multi import doctor, scratch
+from ksi_multi import scratch
 from ksi_multi.cgroups import JobCgroup
 from ksi_multi.config import Config
 from ksi_multi.errors import KsiError
-from ksi_multi.podman import PodmanHome
+from ksi_multi.jobhost import job_host
 from ksi_multi.run import run
 
 log = logging.getLogger(__name__)
@@ -63,12 +62,9 @@ def clean(cfg: Config, job_id: str) -> list[str]:
     if agent:
         raise KsiError(f"the agent of job {job_id} still runs on this host (pid {agent.pid})",
                        "it tears down by itself: stop the job (scancel) instead")
-    job_scratch = scratch.job_scratch(scratch.base_dir(cfg.scratch), job_id)
-    runtime = scratch.runtime_dir(job_id)
-    version, delegated, _ = doctor.delegated_cgroup(cfg.cgroup_parent, getpass.getuser())
-    cgroup = JobCgroup(delegated, f"job-{job_id}") if version == 1 and delegated else None
+    here = job_host(cfg, job_id)
+    home, cgroup, job_scratch, runtime = here.podman, here.cgroup, here.scratch, here.podman.runtime
     found = []
-    home = PodmanHome(job_scratch / "podman", runtime=runtime)
     if home.base.exists():
         found.append(f"podman store {home.base}")
         run(["podman", "rm", "--all", "--force", "--time", "0"], timeout=120, check=False, extra_env=home.env())
@@ -80,7 +76,7 @@ def clean(cfg: Config, job_id: str) -> list[str]:
         except (ProcessLookupError, psutil.NoSuchProcess):
             pass
     home.remove()
-    home.stop_pause_process()
+    home.stop_pause_process()  # also when the store was already gone
     if cgroup and any(p.exists() for p in cgroup.paths()):
         found.append(f"cgroup {cgroup.rel}")
         cgroup.remove()

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import getpass
 import logging
 import time
 
 import netplugins
-from ksi_multi import doctor, node, scratch
-from ksi_multi.cgroups import JobCgroup
+from ksi_multi import node, scratch
 from ksi_multi.errors import KsiError
-from ksi_multi.podman import PodmanHome
+from ksi_multi.jobhost import job_host
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -20,11 +18,10 @@ class NodePhase:
 
     def execute(self, ctx) -> None:
         cfg, slurm = ctx.config, ctx.slurm
-        base = scratch.base_dir(cfg.scratch)
-        scratch.check_local(base)
-        job_scratch = scratch.job_scratch(base, slurm.job_id)
-        ctx.on_teardown("remove the job's scratch directory", lambda: scratch.remove(job_scratch))
-        home = PodmanHome(job_scratch / "podman", runtime=scratch.runtime_dir(slurm.job_id))
+        scratch.check_local(scratch.base_dir(cfg.scratch))
+        here = job_host(cfg, slurm.job_id)
+        ctx.on_teardown("remove the job's scratch directory", lambda: scratch.remove(here.scratch))
+        home = here.podman
         ctx.on_teardown("remove the job's podman store", home.remove)
         ctx.podman = home
         image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser())
@@ -35,12 +32,10 @@ class NodePhase:
                              api_port=cfg.api_server_port if slurm.is_coordinator else None,
                              mesh_port=cfg.mesh_port if forward_mesh else None)
         join = None
-        version, delegated, _ = doctor.delegated_cgroup(cfg.cgroup_parent, getpass.getuser())
-        if version == 1 and delegated:
-            cgroup = JobCgroup(delegated, f"job-{slurm.job_id}")
-            cgroup.create()
-            ctx.on_teardown("remove the job cgroup", cgroup.remove)
-            join = cgroup.join
+        if here.cgroup:
+            here.cgroup.create()
+            ctx.on_teardown("remove the job cgroup", here.cgroup.remove)
+            join = here.cgroup.join
         ctx.on_teardown("remove the node container", lambda: node.remove(home, spec))
         started = time.monotonic()
         home.podman(*spec.run_args(), preexec_fn=join, timeout=120,
