@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ksi_multi.errors import ConfigError
+from netplugins import PLUGINS
 
 ENV_PREFIX = "KSI_"
 # Environment variables with the prefix that are not configuration keys.
@@ -60,7 +61,7 @@ class Config:
     api_server_port: int = field(default=6443, metadata=_key(
         _port(False), "host port on rank 0 forwarded to the Kubernetes API server"))
     mesh: str = field(default="wireguard", metadata=_key(
-        _choice("wireguard", "wireguard-forwarded", "vxlan"),
+        _choice(*PLUGINS),
         "how the nodes are joined: wireguard (UDP on a host socket), wireguard-forwarded (all inside the node, "
         "UDP forwarded by the network helper), vxlan (unencrypted kernel overlay, UDP forwarded)"))
     mesh_port: int = field(default=51820, metadata=_key(_port(False), "UDP port of the node mesh on every host"))

@@ -93,6 +93,11 @@ class Rendezvous:
             self.changed.notify_all()
         return 200, {"lost": rank}
 
+    def lost_hosts(self) -> dict[str, str]:
+        """Host name -> why, for every member that reported its node lost."""
+        with self.changed:
+            return {self.expected[r]: why for r, why in self.lost.items()}
+
     def membership(self, rank: int | None) -> tuple[int, dict[str, Any]]:
         with self.changed:
             if self.closed:

@@ -31,7 +31,6 @@ class NodeAccess:
 
 class MeshPlugin(Protocol):
     name: str
-    forwarded: bool  # its UDP port reaches the node through the network helper (pasta/slirp4netns)
 
     def prepare(self) -> dict[str, Any]:
         """Make this node's per-job material; return what the other nodes must know. A public key goes

@@ -44,7 +44,7 @@ class MeshPhase:
                                      m["info"]["mesh_port"]) for m in members],
                              path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None)
         except ValueError as exc:
-            raise KsiError(f"mesh: {exc}", "set mesh_mtu to 0 (derived from the path) or a smaller value") from None
+            raise KsiError(f"mesh: {exc}", "see docs/usage.md (mesh) for the limits of the plan") from None
         node = plan[ctx.slurm.rank]
         ctx.on_teardown("stop the mesh", mesh.down)
         mesh.up(node)

@@ -15,19 +15,24 @@ def kube_api(ctx):
     return client.CoreV1Api(config.new_client_from_config(str(ctx.job.kubeconfig_file)))
 
 
-def look(api) -> tuple[set[str] | None, bool]:
-    """(names of Ready nodes, CoreDNS ready); (None, False) while the API does not answer."""
+def ready_nodes(api) -> set[str] | None:
+    """Names of the nodes Kubernetes calls Ready; None while the API does not answer."""
     try:
         nodes = api.list_node(_request_timeout=10).items
-        pods = api.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns", _request_timeout=10).items
     except Exception as exc:  # the API server may still be settling: keep waiting
         log.debug("API not answering: %s", exc)
-        return None, False
-    ready = {n.metadata.name for n in nodes
-             if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])}
-    dns = any(all(c.ready for c in (p.status.container_statuses or [])) and p.status.container_statuses
-              for p in pods)
-    return ready, dns
+        return None
+    return {n.metadata.name for n in nodes
+            if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])}
+
+
+def dns_ready(api) -> bool:
+    try:
+        pods = api.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns", _request_timeout=10).items
+    except Exception as exc:
+        log.debug("API not answering: %s", exc)
+        return False
+    return any(p.status.container_statuses and all(c.ready for c in p.status.container_statuses) for p in pods)
 
 
 class ReadyPhase:
@@ -42,10 +47,9 @@ class ReadyPhase:
         deadline = time.monotonic() + ctx.config.ready_timeout
         want = set(ctx.slurm.nodes)
         while True:
-            ready, dns = look(api)
-            ready = ready or set()
+            ready = ready_nodes(api) or set()
             ctx.status.set_node_fields({name: {"ready": name in ready} for name in want})
-            if want <= ready and dns:
+            if want <= ready and dns_ready(api):
                 break
             if time.monotonic() > deadline:
                 missing = sorted(want - ready)

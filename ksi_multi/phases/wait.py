@@ -6,7 +6,7 @@ import time
 from ksi_multi import node
 from ksi_multi.errors import KsiError
 from ksi_multi.loss import LossTracker, with_out_of_service
-from ksi_multi.phases.ready import kube_api, look
+from ksi_multi.phases.ready import kube_api, ready_nodes
 from ksi_multi.phases.rendezvous import coordinator_client
 
 log = logging.getLogger("ksi_multi.agent")
@@ -66,8 +66,8 @@ class _Coordinator:
 
     def beat(self) -> None:
         ctx = self.ctx
-        ready, _ = look(self.api)
-        reported = {ctx.slurm.nodes[r]: why for r, why in dict(ctx.rendezvous.lost).items()} if ctx.rendezvous else {}
+        ready = ready_nodes(self.api)
+        reported = ctx.rendezvous.lost_hosts() if ctx.rendezvous else {}
         for name, why in self.losses.observe(time.time(), ready, reported).items():
             log.warning("wait: node %s lost (%s); taking it out of service so its pods start elsewhere", name, why)
             self._out_of_service(name)

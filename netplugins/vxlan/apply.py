@@ -12,7 +12,6 @@ from netplugins.vxlan import plan as vxlan_plan
 
 class VxlanMesh:
     name = "vxlan"
-    forwarded = True
 
     def __init__(self, node: NodeAccess) -> None:
         self.node = node

@@ -32,7 +32,7 @@ class WireGuardMesh:
 
     def __init__(self, node: NodeAccess, forwarded: bool = False) -> None:
         self.node = node
-        self.forwarded = forwarded
+        self.forwarded = forwarded  # all of ksi-wg inside the node's namespaces
         self.name = "wireguard-forwarded" if forwarded else "wireguard"
         self.binary = node.tools.get("ksi-wg", Path("ksi-wg"))
         self.key = node.workdir / "wg.key"

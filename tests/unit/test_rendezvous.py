@@ -150,6 +150,7 @@ def test_a_member_reports_its_node_lost_and_only_its_own_rank(server):
     c.report_lost(2, "node03", "node container exited")
     c.report_lost(2, "node03", "again")  # the first reason is kept
     assert server.state.lost == {2: "node container exited"}
+    assert server.state.lost_hosts() == {"node03": "node container exited"}
     with pytest.raises(RendezvousError, match="belongs to node02"):
         c.report_lost(1, "node03", "wrong host")
     status, _ = c.request("POST", "/v1/lost", {"rank": 7, "hostname": "x"})
