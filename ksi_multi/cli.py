@@ -61,8 +61,26 @@ def load_config(kwargs: dict) -> configuration.Config:
     return configuration.load(kwargs.pop("config_file", None), flags=flags)
 
 
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    """The version, and which Kubernetes and image ids the configured image_dir holds."""
+    if not value or ctx.resilient_parsing:
+        return
+    from ksi_multi.image import index
+
+    click.echo(f"ksi-multi, version {__version__}")
+    try:
+        image_dir = configuration.load().image_dir.expanduser()
+    except KsiError as exc:
+        click.echo(f"images: unknown ({exc.cause})")
+    else:
+        for line in index.describe(image_dir):
+            click.echo(line)
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="ksi-multi")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and the images in image_dir, and exit.")
 def main() -> None:
     """A multi-node Kubernetes cluster inside a Slurm job, without root."""
 
@@ -178,25 +196,34 @@ def wait_ready(job_id: str | None, timeout: float, **kwargs) -> None:
 
 
 @main.command()
+@click.option("--image-build", "image_build", is_flag=True,
+              help="check only what `ksi-multi image build` needs (on the login node)")
 @config_options
 @friendly_errors
-def doctor(**kwargs) -> None:
-    """Check this host's prerequisites and explain how to fix what is missing."""
+def doctor(image_build: bool, **kwargs) -> None:
+    """Check this host's prerequisites and explain how to fix what is missing.
+
+    Without options: what a compute node needs to run a job, then (as warnings) what building the
+    images needs. With --image-build: only the latter, and a failure is an error.
+    """
     from ksi_multi import doctor as doctor_mod
     from ksi_multi import slurm
 
     cfg = load_config(kwargs)
-    try:
-        address = slurm.host_address()
-    except KsiError:
-        address = "0.0.0.0"
-    results = doctor_mod.diagnose(cfg, address)
+    if image_build:
+        results = doctor_mod.diagnose_build()
+    else:
+        try:
+            address = slurm.host_address()
+        except KsiError:
+            address = "0.0.0.0"
+        results = doctor_mod.diagnose(cfg, address) + doctor_mod.diagnose_build(blocking=False)
     doctor_mod.table(results, click.echo)
     failed = doctor_mod.failures(results)
     if failed:
         raise KsiError(f"{len(failed)} prerequisite(s) missing: {', '.join(r.name for r in failed)}",
                        "see the fixes above")
-    click.echo("all prerequisites met")
+    click.echo("all prerequisites met" + ("" if image_build else " (to run a node)"))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -225,6 +252,16 @@ def submit(nodes: int, time_limit: str | None, partition: str | None, account: s
     click.echo(f"  status:     ksi-multi status --job {job_id}")
     click.echo(f"  kubeconfig: {job_dir / 'kubeconfig'} (once ready)")
     click.echo(f"  logs:       {job_dir}/")
+
+
+@main.command("batch-script")
+@click.option("--path", "show_path", is_flag=True, help="print where the installed script is instead of its text")
+@friendly_errors
+def batch_script(show_path: bool) -> None:
+    """Print the batch script (to copy and edit), or its path: sbatch -N 4 $(ksi-multi batch-script --path)."""
+    from ksi_multi.submit import batch_script as script
+
+    click.echo(str(script()) if show_path else script().read_text(), nl=show_path)
 
 
 @main.command()

@@ -3,6 +3,7 @@ so the same checks are fed real facts by `ksi-multi doctor` and fabricated ones 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import getpass
 import json
@@ -21,8 +22,9 @@ import psutil
 from ksi_multi import scratch
 from ksi_multi.cgroups import V1
 from ksi_multi.config import Config
+from ksi_multi.image import golang
 from ksi_multi.podman import PodmanHome
-from ksi_multi.run import CommandError
+from ksi_multi.run import CommandError, output
 from netplugins import OVERHEAD
 
 MIN_PODMAN = (4, 4)
@@ -163,6 +165,40 @@ def check_mesh_mtu(mesh: str, mesh_mtu: int, path_mtu: int) -> Result:
     return _ok(name, f"{mesh_mtu} (set; at most {largest})")
 
 
+def check_go(found: tuple[int, int] | None) -> Result:
+    name = "go (image build)"
+    why = golang.problem(found)
+    if why:
+        return Result(name, False, why, golang.FIX)
+    return _ok(name, f"{found[0]}.{found[1]}")
+
+
+def check_c_compiler(gcc: bool, static_libc: bool) -> Result:
+    name = "C compiler (image build)"
+    if not gcc:
+        return Result(name, False, "gcc is not installed (pause and the helpers are static C/cgo)",
+                      "apt install gcc libc6-dev")
+    if not static_libc:
+        return Result(name, False, "no static C library (libc.a)", "apt install libc6-dev")
+    return _ok(name, "gcc with a static libc")
+
+
+def check_bootstrap(mmdebstrap: bool, debootstrap: bool, root: bool, newuidmap: bool, subuids: int) -> Result:
+    """Debian userlands come from mmdebstrap (as a user: its unshare mode, which needs sub-ids) or debootstrap."""
+    name = "mmdebstrap (image build)"
+    if root and (mmdebstrap or debootstrap):
+        return _ok(name, "mmdebstrap" if mmdebstrap else "debootstrap (as root)")
+    if not mmdebstrap:
+        return Result(name, False, "neither mmdebstrap nor (as root) debootstrap is installed",
+                      "apt install mmdebstrap (or build the images on a machine that has it and copy the archives)")
+    if not newuidmap:
+        return Result(name, False, "mmdebstrap's unshare mode needs newuidmap", "apt install uidmap")
+    if subuids < MIN_SUBIDS:
+        return Result(name, False, f"mmdebstrap's unshare mode needs {MIN_SUBIDS} subordinate ids ({subuids} granted)",
+                      "ask an admin for /etc/subuid and /etc/subgid entries (see the subuid check)")
+    return _ok(name, "mmdebstrap, unshare mode")
+
+
 # ---- gatherers: read the real host ----
 
 
@@ -270,6 +306,24 @@ def diagnose(config: Config, address: str = "0.0.0.0", coordinator: bool = True)
         results.append(check_port("tcp", config.api_server_port, "api_server_port",
                                   _bind_error("tcp", address, config.api_server_port)))
     return results
+
+
+def diagnose_build(blocking: bool = True) -> list[Result]:
+    """What `ksi-multi image build` needs on the machine that runs it (usually the login node)."""
+    uid = os.getuid()
+    user = pwd.getpwuid(uid).pw_name
+    static_libc = False
+    if shutil.which("gcc"):
+        try:
+            static_libc = Path(output(["gcc", "-print-file-name=libc.a"], timeout=30)).is_absolute()
+        except CommandError:
+            pass
+    results = [check_go(golang.version()), check_c_compiler(shutil.which("gcc") is not None, static_libc),
+               check_bootstrap(shutil.which("mmdebstrap") is not None, shutil.which("debootstrap") is not None,
+                               uid == 0, shutil.which("newuidmap") is not None,
+                               min(subid_count(_read("/etc/subuid") or "", user, uid),
+                                   subid_count(_read("/etc/subgid") or "", user, uid)))]
+    return results if blocking else [dataclasses.replace(r, blocking=False) for r in results]
 
 
 def failures(results: list[Result]) -> list[Result]:

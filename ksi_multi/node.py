@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
+from ksi_multi.image import index as images
 from ksi_multi.podman import PodmanHome
 from ksi_multi.run import CommandError
 
@@ -20,6 +20,7 @@ API_PORT_IN_NODE = 6443
 # arrive with the node's own address as source and are never answered.
 NODE_ADDRESS = "10.0.2.100"
 NODE_GATEWAY = "10.0.2.2"
+NODE_NETWORK = "10.0.2.0/24"
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,10 @@ class NodeSpec:
                 "--network", self.network(), *self.publish(), self.image, "/sbin/init"]
 
 
-def image_index(image_dir: Path) -> dict | None:
-    """What `ksi-multi image build` wrote to image_dir (images.json), or None."""
-    index = image_dir / "images.json"
-    return json.loads(index.read_text()) if index.exists() else None
-
-
 def ensure_image(home: PodmanHome, image: str, image_dir: Path) -> str:
     """Make `image` (or the node image built into image_dir) present in the job's store; return its name."""
-    index = image_dir / "images.json"
-    built = image_index(image_dir)
+    index = image_dir / images.INDEX
+    built = images.read(image_dir)
     wanted = image or (built["node"]["tag"] if built else "")
     if not wanted:
         raise KsiError(f"no node image: {index} does not exist and no image is configured",
@@ -91,6 +86,11 @@ def ensure_image(home: PodmanHome, image: str, image_dir: Path) -> str:
         raise KsiError(f"node image {wanted} is not in {image_dir} and cannot be pulled",
                        f"build it (ksi-multi image build --output {image_dir}) or load it (podman load)") from None
     return wanted
+
+
+def init_pid(home: PodmanHome, name: str) -> int:
+    """The node container's init on this host: its namespaces are the node's."""
+    return int(home.podman("inspect", "--format", "{{.State.Pid}}", name).stdout.strip())
 
 
 def state(home: PodmanHome, name: str) -> str:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ksi_multi import resources
 from ksi_multi.config import KEYS, Config
 from ksi_multi.errors import KsiError
 from ksi_multi.run import run
 
-BATCH_SCRIPT = Path(__file__).parent / "templates" / "ksi-multi.sbatch"
+
+def batch_script() -> Path:
+    """The batch script the package carries (`sbatch -N 4 $(ksi-multi batch-script --path)`)."""
+    return resources.path("templates/ksi-multi.sbatch")
 
 
 def agent_args(config: Config, until: str | None) -> list[str]:
@@ -37,7 +41,7 @@ def sbatch_command(config: Config, nodes: int, time_limit: str | None = None, pa
     if workload and until:
         raise KsiError("a workload needs the whole cluster; it cannot be combined with --until",
                        "drop --until, or drop the workload")
-    return cmd + [str(BATCH_SCRIPT), *agent_args(config, until), *(["--", *workload] if workload else [])]
+    return cmd + [str(batch_script()), *agent_args(config, until), *(["--", *workload] if workload else [])]
 
 
 def submit(config: Config, nodes: int, **options) -> str:

@@ -48,7 +48,7 @@ def submit(box: Sandbox, nodes: int, options: str) -> tuple[str, dict, float]:
     from ksi_multi.sandbox.cluster import SHARED
 
     hosts = ",".join(f"node{i:02d}" for i in range(1, nodes + 1))
-    job = sh(box, f"sbatch --parsable -N {nodes} -w {hosts} {REPO}/sbatch/ksi-multi.sbatch "
+    job = sh(box, f"sbatch --parsable -N {nodes} -w {hosts} $(ksi-multi batch-script --path) "
                   f"--image-dir {SHARED / 'images'} {options}").strip()
     started = time.monotonic()
     while True:

@@ -31,8 +31,8 @@ def ksi(*args: str, env: dict | None = None) -> float:
 
 def job_to_registered(box: Sandbox, nodes: int) -> tuple[float, dict]:
     started = time.monotonic()
-    out = box.exec("login", ["sbatch", "--parsable", "-N", str(nodes), f"{REPO}/sbatch/ksi-multi.sbatch",
-                             "--until", "rendezvous"], capture=True, check=True).stdout
+    out = box.exec("login", f"sbatch --parsable -N {nodes} $(ksi-multi batch-script --path) --until rendezvous",
+                   capture=True, check=True).stdout
     job = out.strip().split(";")[0]
     registered = None
     while True:

@@ -5,31 +5,44 @@ import os
 import pytest
 
 from ksi_multi.sandbox.cluster import Sandbox
-from tests.helpers import IMAGES, NAME, NODES, Cluster, ksi
+from tests.helpers import IMAGES, NAME, NODES, Cluster, build_dist, install_wheel, ksi
 
 
 def pytest_collection_modifyitems(items):
     if os.geteuid() == 0:
         return
-    skip = pytest.mark.skip(reason="the sandbox needs root (namespaces, mounts, cgroups); CI runs as root")
+    skip = pytest.mark.skip(reason="needs root (namespaces, mounts, cgroups, the shared build caches); CI runs as root")
     for item in items:
-        if "sandbox" in item.keywords:
+        if "sandbox" in item.keywords or "root" in item.keywords:
             item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
-def cluster():
+def dist(tmp_path_factory):
+    """The sdist and the wheel built from the checkout, the wheel from the sdist (as `python -m build` does)."""
+    return build_dist(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def installed(dist, tmp_path_factory):
+    """The wheel installed into a fresh virtual environment outside the checkout, as a user installs it."""
+    return install_wheel(dist.wheel, tmp_path_factory.mktemp("venv"))
+
+
+@pytest.fixture(scope="session")
+def cluster(dist):
     box = Sandbox(NAME)
     if box.alive():
         ksi("sandbox", "down", "--name", NAME)
-    ksi("sandbox", "up", "-N", str(NODES), "--name", NAME)
+    ksi("sandbox", "up", "-N", str(NODES), "--name", NAME, "--wheel", str(dist.wheel))
     yield Cluster(box)
     ksi("sandbox", "down", "--name", NAME)
     assert box.leftovers() == []
 
 
 @pytest.fixture(scope="session")
-def images(cluster):
-    """The node and toolbox images, built offline (cold: Go build ~10 min; warm: seconds)."""
-    ksi("image", "build", "--output", str(IMAGES), timeout=3600)
+def images(cluster, installed):
+    """The node and toolbox images, built offline by the wheel-installed ksi-multi (cold: Go build ~10 min;
+    warm: seconds)."""
+    installed.ksi("image", "build", "--output", str(IMAGES), timeout=3600)
     return IMAGES

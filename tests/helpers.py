@@ -3,17 +3,65 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from ksi_multi.sandbox.cluster import REPO, SHARED, Sandbox
 
 NODES = 4
 NAME = "test"  # its own sandbox: a user's sandbox "ksi" is left alone
-SBATCH = f"{REPO}/sbatch/ksi-multi.sbatch"
+SBATCH = "$(ksi-multi batch-script --path)"  # the batch script of the sandbox user's (wheel-installed) ksi-multi
 IMAGES = SHARED / "images"  # built once per machine, read by every sandbox host
+
+
+@dataclass(frozen=True)
+class Dist:
+    wheel: Path
+    sdist: Path
+
+
+def build_dist(out: Path) -> Dist:
+    """`python -m build`: the sdist from the checkout, then the wheel from the sdist."""
+    proc = subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(REPO)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return Dist(wheel=next(out.glob("ksi_multi-*.whl")), sdist=next(out.glob("ksi_multi-*.tar.gz")))
+
+
+@dataclass(frozen=True)
+class Installed:
+    venv: Path
+
+    def ksi(self, *args: str, check: bool = True, timeout: float = 900,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """The installed CLI, run outside the checkout with nothing of the checkout on the path."""
+        clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | (env or {})
+        with tempfile.TemporaryDirectory(prefix="ksi-installed-") as cwd:
+            proc = subprocess.run([str(self.venv / "bin" / "ksi-multi"), *args], capture_output=True, text=True,
+                                  timeout=timeout, cwd=cwd, env=clean)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"installed ksi-multi {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        return proc
+
+    def python(self, code: str) -> str:
+        return subprocess.run([str(self.venv / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                              check=True, cwd="/", env={"PATH": os.environ["PATH"]}).stdout.strip()
+
+
+def install_wheel(wheel: Path, venv: Path) -> Installed:
+    """A fresh virtual environment with the wheel and its dependencies (from the package index)."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    proc = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(wheel)],
+                          capture_output=True, text=True, timeout=900, cwd="/")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return Installed(venv)
 
 
 def ksi(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -163,3 +163,8 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def read_manifest(path: Path) -> list[dict]:
     with tarfile.open(path) as tar:
         return json.load(tar.extractfile("manifest.json"))
+
+
+def image_id(path: Path) -> str:
+    """The image id (config digest, hex) of a single-image docker-archive."""
+    return read_manifest(path)[0]["Config"].removesuffix(".json").removeprefix("blobs/sha256/")

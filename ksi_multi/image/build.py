@@ -7,6 +7,7 @@ toolbox     = Debian trixie with a shell, curl, dig, iperf3, python3 (also prelo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -15,12 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksi_multi.image import archive, debian, kubernetes
+from ksi_multi import __version__, resources
+from ksi_multi.errors import KsiError
+from ksi_multi.image import archive, debian, helpers, kubernetes
 from ksi_multi.run import run
 
 log = logging.getLogger(__name__)
 
-FILES = Path(__file__).parent / "node-files"
+NODE_FILES = "image/node-files"
 DEFAULT_SERIES = "1.32"
 TOOLBOX_TAG = "localhost/ksi-multi/toolbox:1"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -60,7 +63,7 @@ class Built:
     node_archive: Path
     toolbox_archive: Path
     kubernetes: str
-    ksi_wg: Path
+    helpers: dict[str, Path]  # name -> binary next to the archives
 
 
 class Progress:
@@ -111,17 +114,18 @@ def _component_images(bins: kubernetes.Binaries, iptables_root: Path, toolbox: P
 
 
 def _node_layer(bins: kubernetes.Binaries, images: list[Path], work: Path) -> archive.Layer:
+    files_dir = resources.path(NODE_FILES)
     containerd = work / "config.toml"
-    containerd.write_text((FILES / "containerd-config.toml").read_text().replace("@PAUSE_TAG@", bins.image_tag("pause")))
+    containerd.write_text((files_dir / "containerd-config.toml").read_text().replace("@PAUSE_TAG@", bins.image_tag("pause")))
     files = {
         "/usr/bin/kubeadm": (bins.bin / "kubeadm", 0o755),
         "/usr/bin/kubelet": (bins.bin / "kubelet", 0o755),
         "/etc/containerd/config.toml": (containerd, 0o644),
-        "/etc/systemd/system/kubelet.service": (FILES / "kubelet.service", 0o644),
-        "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf": (FILES / "10-kubeadm.conf", 0o644),
-        "/etc/systemd/system/kubelet.service.d/20-ksi.conf": (FILES / "20-ksi.conf", 0o644),
-        "/usr/local/sbin/ksi-kubelet-cgroups": (FILES / "ksi-kubelet-cgroups", 0o755),
-        "/etc/systemd/system/ksi-images.service": (FILES / "ksi-images.service", 0o644),
+        "/etc/systemd/system/kubelet.service": (files_dir / "kubelet.service", 0o644),
+        "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf": (files_dir / "10-kubeadm.conf", 0o644),
+        "/etc/systemd/system/kubelet.service.d/20-ksi.conf": (files_dir / "20-ksi.conf", 0o644),
+        "/usr/local/sbin/ksi-kubelet-cgroups": (files_dir / "ksi-kubelet-cgroups", 0o755),
+        "/etc/systemd/system/ksi-images.service": (files_dir / "ksi-images.service", 0o644),
     }
     files.update({f"/ksi/images/{p.name}": (p, 0o644) for p in images})
     return archive.Layer(files=files, links={
@@ -131,6 +135,7 @@ def _node_layer(bins: kubernetes.Binaries, images: list[Path], work: Path) -> ar
 
 def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
           echo: Callable[[str], None] = print) -> Built:
+    _require_tools()
     progress = Progress(echo)
     bins = progress.step("kubernetes binaries (Go modules)", kubernetes.ensure, series, cache_root, echo)
     rootfs_cache = cache_root / "rootfs"
@@ -146,20 +151,41 @@ def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
                                toolbox_root, work / "images")
         node_tag = f"localhost/ksi-multi/node:{bins.kubernetes}"
         node_archive = output / f"node-{bins.kubernetes}.tar"
-        progress.step("node image archive", archive.write, node_archive, node_tag,
-                      [archive.Layer(root=node_root), _node_layer(bins, images, work)],
-                      archive.ImageConfig(cmd=["/sbin/init"], env=["container=podman", PATH_ENV],
-                                          stop_signal="SIGRTMIN+3"))
+        node_id = progress.step("node image archive", archive.write, node_archive, node_tag,
+                                [archive.Layer(root=node_root), _node_layer(bins, images, work)],
+                                archive.ImageConfig(cmd=["/sbin/init"], env=["container=podman", PATH_ENV],
+                                                    stop_signal="SIGRTMIN+3"))
         toolbox_archive = output / "toolbox.tar"
         shutil.copyfile(work / "images" / "toolbox.tar", toolbox_archive)
-        ksi_wg = progress.step("mesh helper ksi-wg (Go modules)", kubernetes.build_ksi_wg, cache_root,
-                               output / "ksi-wg")
+        tools = progress.step("host helpers (Go modules)", helpers.build, cache_root, output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    built = Built(node_tag, node_archive, toolbox_archive, bins.kubernetes, ksi_wg)
-    (output / "images.json").write_text(json.dumps(
-        {"node": {"tag": node_tag, "archive": node_archive.name}, "toolbox": {"tag": TOOLBOX_TAG,
-         "archive": toolbox_archive.name}, "kubernetes": bins.kubernetes, "ksi_wg": ksi_wg.name,
-         "timings": {k: round(v, 1) for k, v in progress.timings.items()}}, indent=2) + "\n")
+    built = Built(node_tag, node_archive, toolbox_archive, bins.kubernetes, tools)
+    index = {"ksi_multi": __version__, "kubernetes": bins.kubernetes,
+             "node": {"tag": node_tag, "archive": node_archive.name, "id": f"sha256:{node_id}"},
+             "toolbox": {"tag": TOOLBOX_TAG, "archive": toolbox_archive.name,
+                         "id": f"sha256:{archive.image_id(toolbox_archive)}"},
+             "helpers": {name: {"file": path.name, "sha256": _sha256(path)} for name, path in tools.items()},
+             "timings": {k: round(v, 1) for k, v in progress.timings.items()}}
+    (output / "images.json").write_text(json.dumps(index, indent=2) + "\n")
     echo("[image] done: " + ", ".join(f"{k} {v:.0f}s" for k, v in progress.timings.items()))
     return built
+
+
+def _require_tools() -> None:
+    """Refuse before building anything when a tool the build needs is missing (all of them named)."""
+    from ksi_multi import doctor
+
+    failed = doctor.failures(doctor.diagnose_build())
+    if failed:
+        raise KsiError("image build: " + "; ".join(f"{r.name.removesuffix(' (image build)')}: {r.detail}"
+                                                    for r in failed),
+                       "; ".join(r.fix for r in failed) + " (ksi-multi doctor --image-build checks again)")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,4 +1,7 @@
-"""Kubernetes, CoreDNS, etcd and pause binaries built from Go modules (recipe: k8s/build-k8s.sh)."""
+"""Kubernetes, CoreDNS, etcd and pause binaries built from Go modules (recipe: k8s/build-k8s.sh).
+
+The recipe is copied into the build directory and run there: the installed package is never written to
+(a recipe may regenerate its wrapper modules for another Kubernetes release)."""
 
 from __future__ import annotations
 
@@ -10,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ksi_multi import resources
 from ksi_multi.errors import KsiError
+from ksi_multi.image import golang
 from ksi_multi.run import run
 
-RECIPE = Path(__file__).parent / "k8s"
+RECIPE = "image/k8s"
 BINARIES = ("kubeadm", "kubelet", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy",
             "coredns", "etcd", "pause")
-GO_CACHE_VERSION = "v1"
 
 
 @dataclass(frozen=True)
@@ -34,9 +38,10 @@ class Binaries:
 
 
 def recipe_key(series: str) -> str:
+    recipe = resources.path(RECIPE)
     digest = hashlib.sha256(series.encode())
-    for f in sorted(p for p in RECIPE.rglob("*") if p.is_file()):
-        digest.update(f.relative_to(RECIPE).as_posix().encode())
+    for f in sorted(p for p in recipe.rglob("*") if p.is_file()):
+        digest.update(f.relative_to(recipe).as_posix().encode())
         digest.update(f.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -63,21 +68,20 @@ def split_version(version: str) -> tuple[str, str]:
 def ensure(version: str, cache_root: Path, echo: Callable[[str], None] = print) -> Binaries:
     """Build (or reuse from the cache) the binaries of a Kubernetes release, or of a series' newest patch."""
     series, exact = split_version(version)
-    if not shutil.which("go"):
-        raise KsiError("Go is not installed; Kubernetes is built from Go modules",
-                       "install Go >= 1.24 (golang-1.24 on Debian trixie) or put it on PATH")
     out = cache_root / "kubernetes" / f"{exact if exact != 'auto' else series}-{recipe_key(series)}"
     bin_dir = out / "bin"
     if (out / ".complete").exists():
         return Binaries(bin_dir, _versions(out / "versions.env"))
+    golang.require("Kubernetes")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "bin").mkdir(parents=True)
+    shutil.copytree(resources.path(RECIPE), partial / "recipe")
     echo(f"building Kubernetes {series}.x, CoreDNS, etcd and pause from Go modules (cold: ~10 min on 2 cores) ...")
     started = time.monotonic()
-    run(["bash", str(RECIPE / "build-k8s.sh"), "all"], timeout=3600, capture=False,
+    run(["bash", str(partial / "recipe" / "build-k8s.sh"), "all"], timeout=3600, capture=False,
         extra_env={"K8S_SERIES": series, "K8S_VERSION": exact, "OUT": str(partial / "bin"),
-                   "KSI_GO_CACHE": str(cache_root / "go" / GO_CACHE_VERSION)},
+                   "KSI_GO_CACHE": str(golang.cache(cache_root))},
         fix="check that the Go module proxy is reachable (go env GOPROXY)")
     missing = [b for b in BINARIES if not (partial / "bin" / b).exists()]
     if missing:
@@ -87,21 +91,3 @@ def ensure(version: str, cache_root: Path, echo: Callable[[str], None] = print) 
     partial.rename(out)
     echo(f"Kubernetes binaries ready in {time.monotonic() - started:.0f} s")
     return Binaries(bin_dir, _versions(out / "versions.env"))
-
-
-KSI_WG = Path(__file__).resolve().parent.parent.parent / "netplugins" / "wireguard" / "ksi-wg"
-
-
-def build_ksi_wg(cache_root: Path, out: Path) -> Path:
-    """The mesh's WireGuard helper: a static binary run by every agent on its host (not in the node)."""
-    if not shutil.which("go"):
-        raise KsiError("Go is not installed; the mesh helper ksi-wg is built from Go modules",
-                       "install Go >= 1.24 or put it on PATH")
-    go = cache_root / "go" / GO_CACHE_VERSION
-    run(["go", "build", "-trimpath", "-tags", "netgo,osusergo",
-         "-ldflags", "-s -w -linkmode external -extldflags -static", "-o", str(out), "."],
-        cwd=KSI_WG, timeout=1800, capture=True,
-        extra_env={"CGO_ENABLED": "1", "GOMODCACHE": str(go / "gomodcache"), "GOCACHE": str(go / "gocache"),
-                   "GOFLAGS": "-mod=readonly -modcacherw", "GOTOOLCHAIN": "local"},
-        fix="check that the Go module proxy is reachable and a C compiler with static libc is installed")
-    return out

@@ -6,7 +6,8 @@ import time
 import netplugins
 from ksi_multi.doctor import path_mtu
 from ksi_multi.errors import KsiError
-from ksi_multi.node import NODE_ADDRESS, image_index
+from ksi_multi.image.index import helper_paths
+from ksi_multi.node import NODE_ADDRESS, init_pid
 from ksi_multi.phases.rendezvous import coordinator_client
 from ksi_multi.rendezvous import RendezvousError
 from netplugins.topology import Member
@@ -16,11 +17,10 @@ log = logging.getLogger("ksi_multi.agent")
 
 def node_access(ctx) -> netplugins.NodeAccess:
     home, name = ctx.podman, ctx.node.name
-    pid = int(home.podman("inspect", "--format", "{{.State.Pid}}", name).stdout.strip())
-    image_dir = ctx.config.image_dir.expanduser()
-    ksi_wg = image_dir / (image_index(image_dir) or {}).get("ksi_wg", "ksi-wg")
-    return netplugins.NodeAccess(exec=lambda *cmd, **kw: home.podman("exec", "-i", name, *cmd, **kw), pid=pid,
-                                 workdir=home.base.parent, runtime=home.runtime, tools={"ksi-wg": ksi_wg})
+    return netplugins.NodeAccess(exec=lambda *cmd, **kw: home.podman("exec", "-i", name, *cmd, **kw),
+                                 pid=init_pid(home, name),
+                                 workdir=home.base.parent, runtime=home.runtime,
+                                 tools=helper_paths(ctx.config.image_dir.expanduser()))
 
 
 class MeshPhase:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -21,6 +22,8 @@ def sandbox() -> None:
 
 
 name_option = click.option("--name", default="ksi", show_default=True, help="sandbox name")
+wheel_option = click.option("--wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                            help="ksi-multi wheel the sandbox user installs (default: built from this checkout)")
 
 
 @sandbox.command()
@@ -28,13 +31,14 @@ name_option = click.option("--name", default="ksi", show_default=True, help="san
 @click.option("--subnet", default="10.77.0.0/24", show_default=True, help="addresses of the virtual hosts")
 @click.option("--mtu", type=int, default=1500, show_default=True, help="MTU of the virtual cluster network")
 @name_option
+@wheel_option
 @_friendly
-def up(nodes: int, subnet: str, mtu: int, name: str) -> None:
+def up(nodes: int, subnet: str, mtu: int, name: str, wheel: Path | None) -> None:
     """Start the sandbox (builds and caches its Debian userland the first time)."""
     from ksi_multi.sandbox.cluster import Sandbox
     from ksi_multi.sandbox.plan import SandboxPlan
 
-    Sandbox(name).up(SandboxPlan(name=name, nodes=nodes, subnet=subnet, mtu=mtu), echo=click.echo)
+    Sandbox(name).up(SandboxPlan(name=name, nodes=nodes, subnet=subnet, mtu=mtu), echo=click.echo, wheel=wheel)
     click.echo("try: ksi-multi sandbox shell -- sinfo")
 
 
@@ -87,12 +91,13 @@ def shell(host: str, root: bool, name: str, command: tuple[str, ...]) -> None:
 @sandbox.command()
 @click.option("-N", "--nodes", type=int, default=4, show_default=True, help="compute hosts")
 @name_option
+@wheel_option
 @_friendly
-def demo(nodes: int, name: str) -> None:
+def demo(nodes: int, name: str, wheel: Path | None) -> None:
     """Sandbox up (if needed), build the images, start a cluster job as the sandbox user, check it, summarise."""
     from ksi_multi.cli import default_cache
     from ksi_multi.sandbox.cluster import Sandbox, require_root
     from ksi_multi.sandbox.demo import run_demo
 
     require_root("demo")
-    run_demo(Sandbox(name), nodes, default_cache(), echo=click.echo)
+    run_demo(Sandbox(name), nodes, default_cache(), echo=click.echo, wheel=wheel)

@@ -10,6 +10,8 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import psutil
 
 import ksi_multi
+from ksi_multi import resources
 from ksi_multi.errors import KsiError
 from ksi_multi.run import run
 from ksi_multi.sandbox import cgroups, network, rootfs
@@ -28,14 +31,36 @@ STATE_ROOT = Path("/var/lib/ksi-multi/sandbox")
 CACHE_ROOT = Path(os.environ.get("KSI_SANDBOX_CACHE", "/var/cache/ksi-multi/sandbox"))
 # Seen read-only at the same path on every host, like a site's shared software filesystem.
 SHARED = Path(os.environ.get("KSI_SANDBOX_SHARED", "/var/cache/ksi-multi/shared"))
-HERE = Path(__file__).parent
+# The checkout this code runs from, if it runs from one: the sandbox builds its wheel from it and shows it
+# at the same path on every host (for the tests' own scripts; ksi-multi itself comes from the wheel).
 REPO = Path(ksi_multi.__file__).resolve().parent.parent
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-WRAPPER = """#!/bin/sh
-# ksi-multi from the checkout that started this sandbox.
-export PYTHONPATH="{repo}${{PYTHONPATH:+:$PYTHONPATH}}" PYTHONDONTWRITEBYTECODE=1
-exec python3 -m ksi_multi "$@"
+# Where the sandbox user's ksi-multi is installed from the wheel, as a user does on a login node.
+VENV = f"/home/{USER}/.local/ksi-multi"
+WRAPPER = f"""#!/bin/sh
+# ksi-multi as the sandbox user installed it from a wheel, into a virtual environment on the shared home.
+exec {VENV}/bin/ksi-multi "$@"
 """
+
+
+def is_checkout(path: Path = REPO) -> bool:
+    return (path / "pyproject.toml").is_file() and (path / "ksi_multi").is_dir()
+
+
+def build_wheel(source: Path, out: Path) -> Path:
+    """A wheel of ksi-multi built from a checkout, as a site would build it for its users. Built from a clean
+    copy: an in-tree build directory would carry files since removed from the checkout into the wheel."""
+    out.mkdir(parents=True, exist_ok=True)
+    clean = out / "source"
+    shutil.copytree(source, clean, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".*_cache", "results"))
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
+         "--wheel-dir", str(out), str(clean)], timeout=600,
+        fix="check that pip can build the package (setuptools from PyPI or the pip cache)")
+    wheels = sorted(out.glob("ksi_multi-*.whl"), key=lambda p: p.stat().st_mtime)
+    if not wheels:
+        raise KsiError(f"pip built no ksi-multi wheel from {source}")
+    return wheels[-1]
 
 
 def require_root(action: str) -> None:
@@ -82,36 +107,45 @@ class Sandbox:
         return bool(state) and all(psutil.pid_exists(p) for p in state["hosts"].values())
 
     # ---- up ----
-    def up(self, plan: SandboxPlan, echo=print) -> float:
+    def up(self, plan: SandboxPlan, echo=print, wheel: Path | None = None) -> float:
+        """Start the sandbox; its user gets ksi-multi from `wheel` (default: built from this checkout)."""
         require_root("up")
         cgroups.require_v1()
         if self.alive():
             raise KsiError(f"sandbox '{self.name}' is already up ({self.plan().nodes} nodes)",
                            "use it (ksi-multi sandbox status), or take it down first: sudo ksi-multi sandbox down")
+        if wheel is None and not is_checkout():
+            raise KsiError("ksi-multi does not run from a checkout here, so the sandbox cannot build its wheel",
+                           "pass the wheel you installed from: ksi-multi sandbox up --wheel ksi_multi-*.whl")
         if self.dir.exists() or network.namespaces(self.name):
             echo(f"removing the remains of an earlier sandbox '{self.name}' ...")
             self.down(echo=lambda _msg: None)
         started = time.monotonic()
         root = rootfs.ensure(CACHE_ROOT, echo=echo)
-        try:
-            self._up(plan, root, echo)
-        except BaseException:
-            echo("sandbox up failed; removing what was started ...")
-            self.down(echo=lambda _msg: None)
-            raise
+        with tempfile.TemporaryDirectory(prefix="ksi-sandbox-wheel-") as tmp:
+            if wheel is None:
+                echo(f"building the ksi-multi wheel from {REPO} ...")
+                wheel = build_wheel(REPO, Path(tmp))
+            try:
+                self._up(plan, root, wheel, echo)
+            except BaseException:
+                echo("sandbox up failed; removing what was started ...")
+                self.down(echo=lambda _msg: None)
+                raise
         elapsed = time.monotonic() - started
         echo(f"sandbox '{self.name}' up in {elapsed:.1f} s: login + {plan.nodes} nodes ({plan.nodelist}), "
              f"user {USER}")
         return elapsed
 
-    def _write_config(self, plan: SandboxPlan) -> Path:
+    def _write_config(self, plan: SandboxPlan, wheel: Path) -> Path:
         cfg = self.dir / "config"
         cfg.mkdir(parents=True)
         (cfg / "hosts").write_text(hosts_file(plan))
         (cfg / "slurm.conf").write_text(slurm_conf(plan))
         (cfg / "user").write_text(USER + "\n")
-        (cfg / "ksi-multi").write_text(WRAPPER.format(repo=REPO))
-        shutil.copy(HERE / "services.sh", cfg / "services.sh")
+        (cfg / "ksi-multi").write_text(WRAPPER)
+        shutil.copy(wheel, cfg / wheel.name)
+        shutil.copy(resources.path("sandbox/services.sh"), cfg / "services.sh")
         for h in plan.hosts:
             (cfg / f"role.{h.name}").write_text(h.role + "\n")
         key = cfg / "munge.key"
@@ -119,10 +153,10 @@ class Sandbox:
         key.chmod(0o400)
         return cfg
 
-    def _up(self, plan: SandboxPlan, root: Path, echo) -> None:
+    def _up(self, plan: SandboxPlan, root: Path, wheel: Path, echo) -> None:
         self.dir.mkdir(parents=True, mode=0o700)
         SHARED.mkdir(parents=True, exist_ok=True)
-        cfg = self._write_config(plan)
+        cfg = self._write_config(plan, wheel)
         home = self.dir / "home"
         (home / USER).mkdir(parents=True)
         os.chown(home / USER, UID, UID)
@@ -138,6 +172,20 @@ class Sandbox:
         write_json(self.state_file, state)
         self._wait_ready(plan)
         self._wait_slurm(plan)
+        self._install(wheel.name, echo)
+
+    def _install(self, wheel: str, echo) -> None:
+        """The sandbox user installs ksi-multi from the wheel into a virtual environment on the shared home;
+        the Python libraries it needs come from the hosts' Debian packages (the hosts reach no index)."""
+        started = time.monotonic()
+        proc = self.exec("login", f"python3 -m venv --system-site-packages {VENV} && "
+                                  f"{VENV}/bin/pip install --quiet --disable-pip-version-check --no-index --no-deps "
+                                  f"/etc/ksi-sandbox/{wheel} && {VENV}/bin/pip check --disable-pip-version-check",
+                         capture=True, timeout=300)
+        if proc.returncode != 0:
+            raise KsiError(f"installing {wheel} in the sandbox failed: {(proc.stderr or proc.stdout).strip()[-600:]}",
+                           "the hosts' Debian packages must provide ksi-multi's dependencies (sandbox/rootfs.py)")
+        echo(f"ksi-multi installed from {wheel} into {VENV} in {time.monotonic() - started:.1f} s")
 
     def _start_host(self, plan: SandboxPlan, host: Host, root: Path, cfg: Path, home: Path) -> int:
         hdir = self.dir / "hosts" / host.name
@@ -146,10 +194,11 @@ class Sandbox:
         (hdir / "tmp").chmod(0o1777)
         cgroups.create(self.name, host.name)
         env = {"PATH": HOST_PATH, "ROOTFS": str(root), "STATE": str(hdir), "CONFIG": str(cfg),
-               "HOME_DIR": str(home), "REPO": str(REPO), "SHARED": str(SHARED), "HOST_NAME": host.name}
+               "HOME_DIR": str(home), "REPO": str(REPO) if is_checkout() else "", "SHARED": str(SHARED),
+               "HOST_NAME": host.name}
         cmd = ["nsenter", f"--net={network.NETNS_DIR / plan.netns(host)}", "--",
                "unshare", "--mount", "--uts", "--ipc", "--pid", "--cgroup", "--fork", "--kill-child", "--",
-               "bash", str(HERE / "hostinit.sh")]
+               "bash", str(resources.path("sandbox/hostinit.sh"))]
         console = open(hdir / "console.log", "ab")
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=console,
                                 start_new_session=True, preexec_fn=lambda: cgroups.join(self.name, host.name))

@@ -6,28 +6,27 @@ import json
 import re
 import time
 
-from ksi_multi import status
+from ksi_multi import resources, status
 from ksi_multi.errors import KsiError
 from ksi_multi.image import build
-from ksi_multi.sandbox.cluster import REPO, SHARED, Sandbox
+from ksi_multi.sandbox.cluster import SHARED, Sandbox
 from ksi_multi.sandbox.plan import SandboxPlan
 
 IMAGES = SHARED / "images"
-XNODE = REPO / "ksi_multi" / "sandbox" / "xnode.sh"
 CHECK = ("kubectl run demo-dns --image=localhost/ksi-multi/toolbox:1 --restart=Never --command -- "
          "sh -c 'getent hosts kubernetes.default.svc.cluster.local' >/dev/null && "
          "kubectl wait --for=jsonpath={.status.phase}=Succeeded pod/demo-dns --timeout=120s >/dev/null && "
          "kubectl logs demo-dns && kubectl delete pod demo-dns --wait=false >/dev/null")
 
 
-def run_demo(box: Sandbox, nodes: int, cache, echo=print) -> dict:
+def run_demo(box: Sandbox, nodes: int, cache, echo=print, wheel=None) -> dict:
     started = time.monotonic()
     if not box.alive():
-        box.up(SandboxPlan(name=box.name, nodes=nodes), echo=echo)
+        box.up(SandboxPlan(name=box.name, nodes=nodes), echo=echo, wheel=wheel)
     build.build(IMAGES, cache, echo=echo)
 
-    def user(cmd: str, what: str) -> str:
-        proc = box.exec("login", cmd, capture=True, timeout=900)
+    def user(cmd: str, what: str, script: str | None = None) -> str:
+        proc = box.exec("login", cmd, capture=True, timeout=900, input=script)
         if proc.returncode != 0:
             raise KsiError(f"demo: {what} failed: {(proc.stderr or proc.stdout).strip()}")
         return proc.stdout
@@ -41,7 +40,8 @@ def run_demo(box: Sandbox, nodes: int, cache, echo=print) -> dict:
     echo("\n" + user(kube + "kubectl get nodes -o wide", "kubectl get nodes").rstrip())
     echo("cluster DNS from a pod: " + user(kube + CHECK, "the DNS check").strip())
     if nodes > 1:
-        checks = user(f"bash {XNODE} $(ksi-multi kubeconfig --job {job})", "the cross-node check").split()
+        checks = user(f"bash -s -- $(ksi-multi kubeconfig --job {job})", "the cross-node check",
+                      script=resources.path("sandbox/xnode.sh").read_text()).split()
         ok = [checks[i + 1] for i, w in enumerate(checks) if w == "ok"]
         want = nodes * nodes  # every pod to every other pod, plus each to a Service
         echo(f"cross-node: {len(ok)} of {want} pod->pod and pod->Service fetches over the mesh succeeded")

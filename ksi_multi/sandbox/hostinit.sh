@@ -3,7 +3,7 @@
 # namespaces and the host's network namespace. Builds the host's root (overlay over the shared
 # userland), its own /dev, /proc, /sys and cgroup v1 view, pivots into it and starts its services.
 set -euo pipefail
-: "${ROOTFS:?}" "${STATE:?}" "${CONFIG:?}" "${HOME_DIR:?}" "${REPO:?}" "${SHARED:?}" "${HOST_NAME:?}"
+: "${ROOTFS:?}" "${STATE:?}" "${CONFIG:?}" "${HOME_DIR:?}" "${REPO?}" "${SHARED:?}" "${HOST_NAME:?}"
 new=$STATE/root
 
 mount --make-rprivate /
@@ -33,9 +33,11 @@ mount -o remount,bind,ro "$new/etc/ksi-sandbox"
 mkdir -p "$new$SHARED"                               # shared software storage (image tarballs), read-only
 mount --bind "$SHARED" "$new$SHARED"
 mount -o remount,bind,ro "$new$SHARED"
-mkdir -p "$new$REPO"                                 # the checkout, at the same path as outside
-mount --bind "$REPO" "$new$REPO"
-mount -o remount,bind,ro "$new$REPO"
+if [ -n "$REPO" ]; then                              # the checkout, at the same path as outside
+  mkdir -p "$new$REPO"
+  mount --bind "$REPO" "$new$REPO"
+  mount -o remount,bind,ro "$new$REPO"
+fi
 
 cd "$new"
 mkdir -p .oldroot

@@ -15,9 +15,9 @@ PACKAGES = (
     "slurm-wlm", "munge",
     # networking tools the node plugins and tests use
     "wireguard-go", "wireguard-tools", "iproute2", "iptables", "iperf3", "curl", "ca-certificates", "iputils-ping",
-    # ksi-multi itself runs from the checkout on these
-    "python3", "python3-click", "python3-yaml", "python3-jinja2", "python3-psutil", "python3-pyroute2",
-    "python3-kubernetes", "kubectl",
+    # ksi-multi's dependencies; the user installs ksi-multi itself from a wheel into a venv on top of them
+    "python3", "python3-venv", "python3-click", "python3-yaml", "python3-jinja2", "python3-psutil",
+    "python3-pyroute2", "python3-kubernetes", "kubectl",
     "tini", "procps", "psmisc", "util-linux", "less",
 )
 CONTAINERS_CONF = """\

@@ -23,8 +23,8 @@ from netplugins.wireguard import plan as wg_plan
 
 log = logging.getLogger("ksi_multi.agent")
 
-# ksi-wg's C constructor joins this pid's user and network namespaces before the Go runtime starts.
-NSENTER_ENV = "_KSI_WG_NSENTER_PID"
+# The helpers' C constructor joins this pid's user and network namespaces before the Go runtime starts.
+NSENTER_ENV = "_KSI_NSENTER_PID"
 
 
 class WireGuardMesh:

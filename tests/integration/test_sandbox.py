@@ -32,11 +32,16 @@ def test_shared_home_and_node_local_scratch(cluster):
     cluster.sh("rm -f ~/shared-probe /tmp/local-probe", host="node01")
 
 
-def test_checkout_visible_at_same_path_and_ksi_multi_on_path(cluster):
-    from ksi_multi.sandbox.cluster import REPO
+def test_ksi_multi_on_every_host_is_the_wheel_install_not_the_checkout(cluster):
+    from ksi_multi.sandbox.cluster import REPO, VENV
 
-    out = cluster.sh(f"test -f {REPO}/sbatch/ksi-multi.sbatch && ksi-multi --version", host="node03").stdout
-    assert "ksi-multi, version" in out
+    for host in ("login", cluster.plan.compute[-1].name):
+        out = cluster.sh("ksi-multi --version && ksi-multi batch-script --path && "
+                         f"{VENV}/bin/python -c 'import ksi_multi, netplugins; print(ksi_multi.__file__, "
+                         "netplugins.__file__)'", host=host).stdout.split("\n")
+        assert out[0].startswith("ksi-multi, version")
+        script, *modules = out[-2], *out[-1].split()
+        assert all(p.startswith(f"{VENV}/lib/") and not p.startswith(str(REPO)) for p in [script, *modules]), out
 
 
 def test_delegated_cgroup_for_the_user(cluster):

@@ -162,3 +162,20 @@ def test_mesh_mtu_must_fit_the_path():
     bad = doctor.check_mesh_mtu("wireguard", 4000, 1500)
     assert not bad.ok and bad.blocking and "set mesh_mtu to at most 1420" in bad.fix
     assert doctor.check_mesh_mtu("wireguard", 4000, 9000).ok
+
+
+def test_image_build_checks_name_the_missing_tool_and_the_fix():
+    assert doctor.check_go((1, 26)).ok
+    old = doctor.check_go((1, 22))
+    assert not old.ok and "1.22 is too old" in old.detail and "Go >= 1.24" in old.fix
+    assert "not installed" in doctor.check_go(None).detail
+    assert doctor.check_c_compiler(True, True).ok
+    assert doctor.check_c_compiler(True, False).fix == "apt install libc6-dev"
+    assert "gcc is not installed" in doctor.check_c_compiler(False, False).detail
+    assert doctor.check_bootstrap(False, True, root=True, newuidmap=False, subuids=0).ok
+    as_user = doctor.check_bootstrap(False, True, root=False, newuidmap=True, subuids=65536)
+    assert not as_user.ok and "apt install mmdebstrap" in as_user.fix
+    assert "newuidmap" in doctor.check_bootstrap(True, False, root=False, newuidmap=False, subuids=65536).detail
+    few = doctor.check_bootstrap(True, False, root=False, newuidmap=True, subuids=1000)
+    assert not few.ok and "1000 granted" in few.detail
+    assert doctor.check_bootstrap(True, False, root=False, newuidmap=True, subuids=65536).ok

@@ -8,7 +8,7 @@ def test_sbatch_command_passes_non_default_settings_to_the_agents(tmp_path, monk
     assert cmd[:3] == ["sbatch", "--parsable", "--nodes=4"]
     assert f"--output={tmp_path}/.ksi-multi/jobs/slurm-%j.out" in cmd
     assert "--time=1:00:00" in cmd and "--partition=gpu" in cmd
-    script = cmd.index(str(submit.BATCH_SCRIPT))
+    script = cmd.index(str(submit.batch_script()))
     args = cmd[script + 1:]
     assert args == ["--net-backend", "slirp4netns", "--rendezvous-timeout", "60.0", "--until", "rendezvous"]
 
@@ -17,7 +17,7 @@ def test_workload_goes_after_the_separator(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = config.load(env={})
     cmd = submit.sbatch_command(cfg, nodes=2, workload=["python3", "job.py", "--x"])
-    assert cmd[-5:] == [str(submit.BATCH_SCRIPT), "--", "python3", "job.py", "--x"]
+    assert cmd[-5:] == [str(submit.batch_script()), "--", "python3", "job.py", "--x"]
     import pytest
 
     from ksi_multi.errors import KsiError
@@ -27,7 +27,7 @@ def test_workload_goes_after_the_separator(tmp_path, monkeypatch):
 
 
 def test_batch_script_is_a_real_slurm_script():
-    text = submit.BATCH_SCRIPT.read_text()
+    text = submit.batch_script().read_text()
     assert text.startswith("#!/bin/bash\n")
     assert "#SBATCH --ntasks-per-node=1" in text
     assert "#SBATCH --signal=B:TERM@60" in text

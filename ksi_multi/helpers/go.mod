@@ -1,4 +1,4 @@
-module github.com/ksi-multi/ksi-wg
+module github.com/ksi-multi/helpers
 
 go 1.23.1
 

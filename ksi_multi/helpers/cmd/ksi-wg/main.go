@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ksi-multi/helpers/nsenter"
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/conn"
@@ -230,7 +231,7 @@ func spawnOpenTun(spec *tunSpec) (int, string, int, error) {
 	mine := os.NewFile(uintptr(pair[0]), "ksi-wg-fdsock")
 	theirs := os.NewFile(uintptr(pair[1]), "ksi-wg-fdsock-child")
 	defer mine.Close()
-	err = reexecInNS(spec.pid, append(spec.args(), "--send-fd", "3"), []*os.File{theirs})
+	err = nsenter.Run(spec.pid, []*os.File{theirs}, append([]string{"open-tun"}, append(spec.args(), "--send-fd", "3")...)...)
 	theirs.Close()
 	if err != nil {
 		return -1, "", 0, err

@@ -1,6 +1,6 @@
 //go:build linux && cgo
 
-package main
+package nsenter
 
 /*
 // Joining an existing USER namespace with setns(2) is refused (EINVAL) for a
@@ -9,8 +9,8 @@ package main
 // setns() calls in a C constructor, which runs before the Go runtime starts
 // any thread. Every thread the runtime creates later inherits the namespaces.
 //
-// Triggered only when _KSI_WG_NSENTER_PID is set (ksi-wg sets it when it
-// re-executes itself for "open-tun"); otherwise this is a no-op.
+// Triggered only when _KSI_NSENTER_PID is set (Command sets it when a helper
+// re-executes itself); otherwise this is a no-op.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -21,15 +21,15 @@ package main
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int ksi_wg_nsentered = 0;
-static int ksi_wg_get_nsentered(void) { return ksi_wg_nsentered; }
+static int ksi_nsentered = 0;
+static int ksi_get_nsentered(void) { return ksi_nsentered; }
 
 static int ksi_open_ns(const char *pid, const char *ns) {
 	char path[128];
 	snprintf(path, sizeof(path), "/proc/%s/ns/%s", pid, ns);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(stderr, "ksi-wg nsenter: open %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "ksi nsenter: open %s: %s\n", path, strerror(errno));
 		_exit(125);
 	}
 	return fd;
@@ -42,8 +42,8 @@ static int ksi_same_ns(int fd, const char *self) {
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-__attribute__((constructor)) static void ksi_wg_nsenter(void) {
-	const char *pid = getenv("_KSI_WG_NSENTER_PID");
+__attribute__((constructor)) static void ksi_nsenter(void) {
+	const char *pid = getenv("_KSI_NSENTER_PID");
 	if (pid == NULL || *pid == '\0')
 		return;
 	int ufd = ksi_open_ns(pid, "user");
@@ -52,24 +52,24 @@ __attribute__((constructor)) static void ksi_wg_nsenter(void) {
 	// network namespace it owns. Skip it if we are already in it (setns into
 	// the own user ns is EINVAL), e.g. when run as real root.
 	if (!ksi_same_ns(ufd, "/proc/self/ns/user") && setns(ufd, CLONE_NEWUSER) < 0) {
-		fprintf(stderr, "ksi-wg nsenter: setns(user of pid %s): %s\n", pid, strerror(errno));
+		fprintf(stderr, "ksi nsenter: setns(user of pid %s): %s\n", pid, strerror(errno));
 		_exit(125);
 	}
 	if (setns(nfd, CLONE_NEWNET) < 0) {
-		fprintf(stderr, "ksi-wg nsenter: setns(net of pid %s): %s\n", pid, strerror(errno));
+		fprintf(stderr, "ksi nsenter: setns(net of pid %s): %s\n", pid, strerror(errno));
 		_exit(125);
 	}
 	close(ufd);
 	close(nfd);
-	// Read by nsEntered(). (A setenv() here would NOT be seen by os.Getenv:
+	// Read by Entered(). (A setenv() here would NOT be seen by os.Getenv:
 	// the Go runtime keeps its own copy of the initial environment.)
-	ksi_wg_nsentered = 1;
+	ksi_nsentered = 1;
 }
 */
 import "C"
 
-// cgoNsenter reports that this binary can enter namespaces by itself.
-const cgoNsenter = true
+// Cgo reports that this binary can enter namespaces by itself.
+const Cgo = true
 
-// nsEntered reports whether the constructor above switched namespaces.
-func nsEntered() bool { return C.ksi_wg_get_nsentered() == 1 }
+// Entered reports whether the constructor above switched namespaces.
+func Entered() bool { return C.ksi_get_nsentered() == 1 }

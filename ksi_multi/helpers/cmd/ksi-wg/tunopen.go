@@ -4,11 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 
+	"github.com/ksi-multi/helpers/fdpass"
+	"github.com/ksi-multi/helpers/nsenter"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -48,7 +48,7 @@ func (s *tunSpec) args() []string {
 
 // cmdOpenTun: "ksi-wg open-tun --netns-pid PID ... (--send-to SOCK | --send-fd N)".
 // The outer invocation re-executes itself so that the namespaces are entered
-// before the Go runtime starts (see nsenter_linux.go); the inner invocation
+// before the Go runtime starts (package nsenter); the inner invocation
 // creates and configures the TUN and sends its fd away.
 func cmdOpenTun(argv []string) error {
 	fs := flag.NewFlagSet("open-tun", flag.ExitOnError)
@@ -63,45 +63,13 @@ func cmdOpenTun(argv []string) error {
 	if (*sendTo == "") == (*sendFD < 0) {
 		return fmt.Errorf("exactly one of --send-to or --send-fd is required")
 	}
-	if !nsEntered() {
-		if os.Getenv("_KSI_WG_NSENTER_PID") != "" || os.Getenv("_KSI_WG_NSENTER_DONE") != "" {
-			// re-executed but not switched: never re-exec again (no fork loop)
+	if !nsenter.Entered() {
+		if nsenter.Reexeced() { // re-executed but not switched: never re-exec again (no fork loop)
 			return fmt.Errorf("namespace switch did not happen in the re-executed child")
 		}
-		return reexecInNS(spec.pid, argv, nil)
+		return nsenter.Run(spec.pid, nil, append([]string{"open-tun"}, argv...)...)
 	}
 	return openTunInNS(&spec, *sendTo, *sendFD)
-}
-
-// reexecInNS runs this binary again with argv, inside the user+net namespace of pid.
-// extra files become fd 3, 4, ... in the child.
-func reexecInNS(pid int, argv []string, extra []*os.File) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	env := []string{}
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "_KSI_WG_NSENTER_") {
-			env = append(env, e)
-		}
-	}
-	var cmd *exec.Cmd
-	if cgoNsenter {
-		cmd = exec.Command(self, append([]string{"open-tun"}, argv...)...)
-		env = append(env, "_KSI_WG_NSENTER_PID="+strconv.Itoa(pid))
-	} else {
-		nsargs := []string{"--user", "--net", "--target", strconv.Itoa(pid), "--preserve-credentials", "--", self, "open-tun"}
-		cmd = exec.Command("nsenter", append(nsargs, argv...)...)
-		env = append(env, "_KSI_WG_NSENTER_DONE=1")
-	}
-	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
-	cmd.ExtraFiles = extra
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("open-tun in namespace of pid %d: %w", pid, err)
-	}
-	return nil
 }
 
 // openTunInNS runs inside the target namespaces.
@@ -165,30 +133,16 @@ func openTunInNS(spec *tunSpec, sendTo string, sendFD int) error {
 			return fmt.Errorf("connect %s: %w", sendTo, err)
 		}
 	}
-	payload := fmt.Sprintf("name=%s\nmtu=%d\n", spec.name, spec.mtu)
-	if err := unix.Sendmsg(sock, []byte(payload), unix.UnixRights(fd), nil, 0); err != nil {
-		return fmt.Errorf("send fd: %w", err)
-	}
-	return nil
+	return fdpass.Send(sock, fmt.Sprintf("name=%s\nmtu=%d\n", spec.name, spec.mtu), fd)
 }
 
-// recvTunFD receives one fd plus the name/mtu payload from a connected unix socket.
+// recvTunFD receives the TUN fd plus its name/mtu payload from a connected unix socket.
 func recvTunFD(sock int) (fd int, name string, mtu int, err error) {
-	buf := make([]byte, 256)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	fd, payload, err := fdpass.Recv(sock)
 	if err != nil {
-		return -1, "", 0, fmt.Errorf("recvmsg: %w", err)
+		return -1, "", 0, err
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return -1, "", 0, fmt.Errorf("no fd received (peer failed?)")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return -1, "", 0, fmt.Errorf("bad SCM_RIGHTS message")
-	}
-	for _, l := range strings.Split(string(buf[:n]), "\n") {
+	for _, l := range strings.Split(payload, "\n") {
 		k, v, _ := strings.Cut(l, "=")
 		switch k {
 		case "name":
@@ -197,7 +151,7 @@ func recvTunFD(sock int) (fd int, name string, mtu int, err error) {
 			mtu, _ = strconv.Atoi(v)
 		}
 	}
-	return fds[0], name, mtu, nil
+	return fd, name, mtu, nil
 }
 
 type multiFlag []string
