@@ -114,7 +114,7 @@ class Cluster:
         """Agent processes of the sandbox user still alive, per compute host."""
         found = {}
         for h in self.plan.compute:
-            out = self.sh("pgrep -u ksiuser -a -f '[k]si_multi agent' || true", host=h.name).stdout.strip()
+            out = self.sh("pgrep -u ksiuser -a -f '[k]si[-_]multi agent' || true", host=h.name).stdout.strip()
             if out:
                 found[h.name] = out
         return found

@@ -22,7 +22,7 @@ def test_agents_killed_without_teardown_leave_nothing(cluster, images):
             time.sleep(1)
         for host in HOSTS:
             assert cluster.leftovers(host, job)  # node containers, podman helpers, scratch
-            cluster.sh("pkill -KILL -u ksiuser -f '[k]si_multi agent'", host=host)
+            cluster.sh("pkill -KILL -u ksiuser -f '[k]si[-_]multi agent'", host=host)
         assert cluster.wait_job(job, timeout=180) == "FAILED"
     finally:
         cluster.sh(f"scancel {job}", check=False)
