@@ -23,7 +23,7 @@ from ksi_multi import resources
 from ksi_multi.errors import KsiError
 from ksi_multi.run import run
 from ksi_multi.sandbox import cgroups, network, rootfs
-from ksi_multi.sandbox.plan import UID, USER, Host, SandboxPlan, hosts_file, slurm_conf
+from ksi_multi.sandbox.plan import UID, USER, Host, SandboxPlan, hosts_file, resolv_conf, slurm_conf
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,7 @@ class Sandbox:
         cfg = self.dir / "config"
         cfg.mkdir(parents=True)
         (cfg / "hosts").write_text(hosts_file(plan))
+        (cfg / "resolv.conf").write_text(resolv_conf(plan))
         (cfg / "slurm.conf").write_text(slurm_conf(plan))
         (cfg / "user").write_text(USER + "\n")
         (cfg / "ksi-multi").write_text(WRAPPER)

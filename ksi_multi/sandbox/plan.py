@@ -16,6 +16,9 @@ SUBID_COUNT = 65536
 NODE_CPUS = 2
 NODE_MEMORY_MB = 4096
 MAX_NODES = 64
+# The site's DNS domain: the login host runs the site's resolver (dnsmasq) for the hosts' names; names it
+# does not know get no answer, so nothing asks a resolver outside this machine.
+DOMAIN = "sandbox.internal"
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,12 @@ class SandboxPlan:
 
 def hosts_file(plan: SandboxPlan) -> str:
     lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
-    lines += [f"{h.address} {h.name}" for h in plan.hosts]
+    lines += [f"{h.address} {h.name} {h.name}.{DOMAIN}" for h in plan.hosts]
     return "\n".join(lines) + "\n"
+
+
+def resolv_conf(plan: SandboxPlan) -> str:
+    return f"nameserver {plan.login.address}\nsearch {DOMAIN}\n"
 
 
 def slurm_conf(plan: SandboxPlan, kill_wait: int = 30) -> str:

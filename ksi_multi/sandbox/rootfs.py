@@ -15,6 +15,8 @@ PACKAGES = (
     "slurm-wlm", "munge",
     # networking tools the node plugins and tests use
     "wireguard-go", "wireguard-tools", "iproute2", "iptables", "iperf3", "curl", "ca-certificates", "iputils-ping",
+    # the site's resolver, on the login host
+    "dnsmasq-base",
     # ksi-multi's dependencies; the user installs ksi-multi itself from a wheel into a venv on top of them
     "python3", "python3-venv", "python3-click", "python3-yaml", "python3-jinja2", "python3-psutil",
     "python3-pyroute2", "python3-kubernetes", "kubectl",

@@ -7,6 +7,8 @@ role=$(cat "$cfg/role.$(hostname)")
 user=$(cat "$cfg/user")
 
 cp "$cfg/hosts" /etc/hosts
+rm -f /etc/resolv.conf
+cp "$cfg/resolv.conf" /etc/resolv.conf
 mkdir -p /etc/slurm /var/spool/slurmd /var/spool/slurmctld /var/log/slurm
 cp "$cfg/slurm.conf" /etc/slurm/slurm.conf
 install -m 0755 "$cfg/ksi-multi" /usr/local/bin/ksi-multi
@@ -31,6 +33,9 @@ for c in cpu cpuacct cpuset memory devices freezer blkio pids systemd; do
 done
 
 if [ "$role" = login ]; then
+  # The site's resolver: the hosts' names from /etc/hosts, nothing forwarded anywhere.
+  /usr/sbin/dnsmasq --no-resolv --no-poll --bind-interfaces --except-interface=lo --user=nobody --group=nogroup \
+    --listen-address="$(awk '/^nameserver/ {print $2; exit}' /etc/resolv.conf)" --log-facility=/var/log/dnsmasq.log
   /usr/sbin/slurmctld -D -i >>/var/log/slurm/slurmctld.out 2>&1 &
 else
   /usr/sbin/slurmd -D -N "$(hostname)" >>/var/log/slurm/slurmd.out 2>&1 &

@@ -6,7 +6,7 @@ from ksi_multi.errors import KsiError
 from ksi_multi.hostlist import expand
 from ksi_multi.image import debian
 from ksi_multi.sandbox import rootfs
-from ksi_multi.sandbox.plan import SandboxPlan, hosts_file, slurm_conf
+from ksi_multi.sandbox.plan import DOMAIN, SandboxPlan, hosts_file, resolv_conf, slurm_conf
 
 
 def test_hosts_and_addresses():
@@ -31,7 +31,8 @@ def test_every_host_is_in_every_hosts_file_and_slurm_conf():
     hosts = hosts_file(plan)
     conf = slurm_conf(plan, kill_wait=7)
     for h in plan.hosts:
-        assert f"{h.address} {h.name}\n" in hosts
+        assert f"{h.address} {h.name} {h.name}.{DOMAIN}\n" in hosts
+    assert resolv_conf(plan) == f"nameserver {plan.login.address}\nsearch {DOMAIN}\n"  # the login host resolves
     node_lines = [line for line in conf.splitlines() if line.startswith("NodeName=")]
     assert [line.split()[0] for line in node_lines] == [f"NodeName={h.name}" for h in plan.compute]
     assert f"SlurmctldHost=login({plan.login.address})" in conf
