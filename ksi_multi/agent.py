@@ -37,6 +37,7 @@ class AgentContext:
     pod_mtu: int | None = None  # the mesh's MTU for pod interfaces (several nodes), set by the mesh phase
     cluster: Any = None  # ClusterPlan, set by the cluster phase
     mesh: Any = None  # the running mesh (several nodes), set by the mesh phase
+    proxy: Any = None  # this host's running NodeProxy (NodePorts, egress), set by the node phase
     rendezvous: Any = None  # rank 0's Rendezvous state, kept for the job's lifetime (loss reports)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds, in order
 

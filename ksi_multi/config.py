@@ -58,6 +58,10 @@ def _key(check=None, help: str = ""):
 class Config:
     net_backend: str = field(default="pasta", metadata=_key(
         _choice("pasta", "slirp4netns"), "network helper for the rootless node container"))
+    egress: str = field(default="proxy", metadata=_key(
+        _choice("proxy", "helper"),
+        "how TCP from pods leaves the cluster: proxy (ksi-proxy on the host, host speed) or helper (through "
+        "the network helper, as pasta/slirp4netns forward it)"))
     api_server_port: int = field(default=6443, metadata=_key(
         _port(False), "host port on rank 0 forwarded to the Kubernetes API server"))
     mesh: str = field(default="wireguard", metadata=_key(

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 AUTH_HEADER = "X-Ksi-Auth"
 CLOCK_SKEW = 300  # seconds a signature stays valid
 MAX_BODY = 1 << 20
+REPORTED = ("proxy", "nodeports")  # node fields an agent may report about its own node
 
 
 def sign(secret: str, method: str, path: str, body: bytes, ts: int | None = None) -> str:
@@ -57,6 +58,7 @@ class Rendezvous:
         self.members: dict[int, dict[str, Any]] = {}
         self.acknowledged: set[int] = set()
         self.lost: dict[int, str] = {}  # rank -> why, as reported by the node's own agent
+        self.reports: dict[int, dict[str, Any]] = {}  # rank -> node fields its agent reported (REPORTED)
         self.closed: str | None = None
         self.changed = threading.Condition()
         self.on_change: Callable[[], None] | None = None
@@ -83,15 +85,31 @@ class Rendezvous:
 
     def report_lost(self, body: Any) -> tuple[int, dict[str, Any]]:
         """A member whose node died says so, so rank 0 can mark it at once instead of waiting for Kubernetes."""
-        rank = body.get("rank") if isinstance(body, dict) else None
-        if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < len(self.expected):
-            return 400, {"error": f"rank must be a whole number from 0 to {len(self.expected) - 1}"}
-        if body.get("hostname") != self.expected[rank]:
-            return 409, {"error": f"rank {rank} belongs to {self.expected[rank]}, not {body.get('hostname')}"}
+        problem = _check_sender(body, self.expected)
+        if problem:
+            return problem
+        rank = body["rank"]
         with self.changed:
             self.lost.setdefault(rank, str(body.get("reason") or "lost")[:500])
             self.changed.notify_all()
         return 200, {"lost": rank}
+
+    def report_node(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """A member reports something about its node that status.json shows (e.g. its egress proxy restarted)."""
+        problem = _check_sender(body, self.expected)
+        if problem:
+            return problem
+        fields = body.get("fields")
+        if not _reported_fields(fields):
+            return 400, {"error": "fields must be proxy (a short string) and/or nodeports (port -> short string)"}
+        with self.changed:
+            self.reports.setdefault(body["rank"], {}).update(fields)
+        return 200, {"reported": body["rank"]}
+
+    def node_reports(self) -> dict[str, dict[str, Any]]:
+        """Host name -> the fields its agent reported."""
+        with self.changed:
+            return {self.expected[r]: dict(f) for r, f in self.reports.items()}
 
     def lost_hosts(self) -> dict[str, str]:
         """Host name -> why, for every member that reported its node lost."""
@@ -133,6 +151,25 @@ class Rendezvous:
         with self.changed:
             self.closed = reason
             self.changed.notify_all()
+
+
+def _reported_fields(fields: Any) -> bool:
+    if not isinstance(fields, dict) or not fields or set(fields) - set(REPORTED):
+        return False
+    proxy, ports = fields.get("proxy", ""), fields.get("nodeports", {})
+    return (isinstance(proxy, str) and len(proxy) <= 500 and isinstance(ports, dict) and len(ports) <= 4096
+            and all(isinstance(p, str) and p.isdigit() and len(p) <= 5 and isinstance(v, str) and len(v) <= 300
+                    for p, v in ports.items()))
+
+
+def _check_sender(body: Any, expected: Sequence[str]) -> tuple[int, dict[str, Any]] | None:
+    """The error reply for a report whose rank and host name do not match a member, or None."""
+    rank = body.get("rank") if isinstance(body, dict) else None
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < len(expected):
+        return 400, {"error": f"rank must be a whole number from 0 to {len(expected) - 1}"}
+    if body.get("hostname") != expected[rank]:
+        return 409, {"error": f"rank {rank} belongs to {expected[rank]}, not {body.get('hostname')}"}
+    return None
 
 
 def _check_member(body: Any, size: int) -> str | None:
@@ -194,7 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         if not self._authorised(body):
             return
-        handlers = {"/v1/register": self.server.state.register, "/v1/lost": self.server.state.report_lost}
+        handlers = {"/v1/register": self.server.state.register, "/v1/lost": self.server.state.report_lost,
+                    "/v1/node": self.server.state.report_node}
         if self.path not in handlers:
             self._reply(404, {"error": f"no such endpoint {self.path}"})
             return
@@ -297,3 +335,9 @@ class RendezvousClient:
         status, body = self.request("POST", "/v1/lost", {"rank": rank, "hostname": hostname, "reason": reason})
         if status != 200:
             raise RendezvousError(f"rendezvous at {self.where} refused the loss report: {body.get('error')}")
+
+    def report_node(self, rank: int, hostname: str, fields: dict[str, Any]) -> None:
+        """Tell rank 0 something status.json shows about this node; one try."""
+        status, body = self.request("POST", "/v1/node", {"rank": rank, "hostname": hostname, "fields": fields})
+        if status != 200:
+            raise RendezvousError(f"rendezvous at {self.where} refused the node report: {body.get('error')}")

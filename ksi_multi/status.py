@@ -1,9 +1,11 @@
 """status.json: the job's state as a stable contract for people and scripts.
 
 {"job_id", "state": starting|ready|failed|stopped, "phase", "error",
- "nodes": [{"name", "host", "rank", "mesh_ip", "ready", "lost"}], "kubeconfig", "timings": {phase: seconds},
+ "nodes": [{"name", "host", "rank", "mesh_ip", "ready", "lost", "proxy", "nodeports": {port: "ok"|why}}],
+ "kubeconfig", "timings": {phase: seconds}, "nodeports": {port: "namespace/service"},
  "mesh": {peer: {"latest_handshake", "rx_bytes", "tx_bytes"}}, "updated"}
-A node's "lost" is null, or why rank 0 gave it up (its node died; the others go on serving).
+A node's "lost" is null, or why rank 0 gave it up (its node died; the others go on serving); "proxy" is
+absent, or what happened to its ksi-proxy (restarts); "nodeports" says which NodePorts listen on its host.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ class StatusFile:
             self.data.update(changes)
             self.data["updated"] = time.time()
             write_json(self.path, self.data)
+
+    def update_if_changed(self, **changes: Any) -> None:
+        with self.lock:
+            if all(self.data.get(k) == v for k, v in changes.items()):
+                return
+        self.update(**changes)
 
     def set_members(self, members: list[dict[str, Any]]) -> None:
         known = {n["rank"]: n for n in self.data["nodes"]}
@@ -88,8 +96,23 @@ def render(data: dict[str, Any]) -> list[str]:
         for n in data["nodes"]:
             ready = f"LOST: {n['lost']}" if n.get("lost") else "yes" if n.get("ready") else "no"
             lines.append(f"{n['rank']:<5} {n['name']:<16} {n['host']:<16} {n.get('mesh_ip') or '-':<16} {ready}")
+            if n.get("proxy"):
+                lines.append(f"      node proxy on {n['name']}: {n['proxy']}")
+    lines += _nodeports(data)
     if data.get("kubeconfig"):
         lines.append(f"kubeconfig: {data['kubeconfig']}")
     if data["timings"]:
         lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in data["timings"].items()))
+    return lines
+
+
+def _nodeports(data: dict[str, Any]) -> list[str]:
+    """One line per NodePort: its Service and the hosts it listens on (or why not)."""
+    lines = []
+    for port, service in (data.get("nodeports") or {}).items():
+        ok = [n["host"] for n in data["nodes"] if (n.get("nodeports") or {}).get(port) == "ok"]
+        bad = [f"{n['name']}: {n['nodeports'][port]}" for n in data["nodes"]
+               if (n.get("nodeports") or {}).get(port) not in (None, "ok")]
+        lines.append(f"nodeport {port} ({service}): " + (f"on {', '.join(ok)}" if ok else "on no host yet")
+                     + (f"; NOT on {'; '.join(bad)}" if bad else ""))
     return lines

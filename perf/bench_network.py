@@ -9,7 +9,11 @@ In a fresh 4-host sandbox per link MTU (the sandbox network's MTU, 1500 first):
     wireguard-forwarded, vxlan) under pasta and slirp4netns, and the default mesh with a smaller
     mesh_mtu; at the other link MTUs the default mesh and vxlan (MTU sweep). The same iperf3 and ping
     between a pod on each node, with the CPU time every component used;
-  * startup for N = 1, 2, 4 (submit to Ready) with rank 0's phase breakdown.
+  * startup for N = 1, 2, 4 (submit to Ready) with rank 0's phase breakdown;
+  * at 1500, TCP between a pod on a worker and the login host (outside the cluster): pod->outside and the
+    reverse direction of the same connection (iperf3 -R), 1 and 4 streams, request-response latency and
+    new connections per second, with `egress: proxy` and `egress: helper` under pasta and slirp4netns,
+    against the same measurements from the worker's host itself.
 Prints tables of ratios to host<->host over the same link and writes <out>/network.json and network.png.
 """
 
@@ -140,10 +144,63 @@ def pod_to_pod(box: Sandbox, setup: Setup, seconds: int) -> dict:
         finish(box, job)
 
 
+OUTSIDE = "login"
+PROBE = REPO / "perf" / "tcp_probe.py"
+EGRESS = (("proxy", "pasta"), ("helper", "pasta"), ("proxy", "slirp4netns"), ("helper", "slirp4netns"))
+
+
+def outside_servers(box: Sandbox) -> None:
+    """iperf3 and the TCP probe's echo server on the login host, outside every cluster."""
+    sh(box, "setsid iperf3 -s -p 5201 >/dev/null 2>&1 < /dev/null &", host=OUTSIDE)
+    sh(box, f"setsid python3 {PROBE} serve 5301 86400 >/dev/null 2>&1 < /dev/null &", host=OUTSIDE)
+    time.sleep(0.5)
+
+
+def to_outside(box: Sandbox, host: str, client: str, probe: str, seconds: int) -> dict:
+    """TCP from `client` (on `host`) to the login host: both directions, 1 and 4 streams, RR latency, setup rate."""
+    target = box.plan().login.address
+
+    def iperf(extra: str) -> float:
+        return iperf_gbps(sh(box, f"{client} iperf3 -c {target} -t {seconds} -J {extra}", host, timeout=seconds + 90))
+
+    out = {"gbps_1": iperf(""), "gbps_4": iperf("-P 4"), "gbps_rev": iperf("-R")}
+    out |= json.loads(sh(box, f"{client} python3 {probe} rr {target} 5301 2000", host, timeout=120))
+    out |= json.loads(sh(box, f"{client} python3 {probe} connect {target} 5301 {seconds}", host, timeout=120))
+    return out
+
+
+def egress(box: Sandbox, mode: str, backend: str, seconds: int) -> dict:
+    job, status, _ = submit(box, 2, f"--egress {mode} --net-backend {backend}")
+    try:
+        kube = f"KUBECONFIG={status['kubeconfig']}"
+        sh(box, f"{kube} kubectl create configmap probe --from-file={PROBE}")
+        overrides = json.dumps({"spec": {"nodeName": HOSTS[1], "containers": [{
+            "name": "client", "image": TOOLBOX, "command": ["sleep", "infinity"],
+            "volumeMounts": [{"name": "probe", "mountPath": "/probe"}]}],
+            "volumes": [{"name": "probe", "configMap": {"name": "probe"}}]}})
+        sh(box, f"{kube} kubectl run client --image={TOOLBOX} --restart=Never --overrides='{overrides}'")
+        sh(box, f"{kube} kubectl wait --for=condition=ready pod/client --timeout=180s", timeout=200)
+        return to_outside(box, "login", f"{kube} kubectl exec client --", "/probe/tcp_probe.py", seconds)
+    finally:
+        finish(box, job)
+
+
 def startup(box: Sandbox, nodes: int) -> dict:
     job, status, ready_s = submit(box, nodes, "")
     finish(box, job)
     return {"submit_to_ready": ready_s, "timings": status["timings"]}
+
+
+def report_outside(base: dict, rows: dict[str, dict]) -> list[str]:
+    head = (f"{'TCP pod on a worker <-> login host':<36}{'out':>8}{'ratio':>7}{'out x4':>8}{'ratio':>7}{'in':>8}"
+            f"{'ratio':>7}{'RR p50 us':>11}{'+%':>7}{'conn/s':>9}{'ratio':>7}")
+    lines = ["", head, "-" * len(head)]
+    for name, r in {f"{HOSTS[1]} host itself (baseline)": base, **rows}.items():
+        lines.append(f"{name:<36}{r['gbps_1']:>8.2f}{r['gbps_1'] / base['gbps_1']:>7.2f}{r['gbps_4']:>8.2f}"
+                     f"{r['gbps_4'] / base['gbps_4']:>7.2f}{r['gbps_rev']:>8.2f}{r['gbps_rev'] / base['gbps_rev']:>7.2f}"
+                     f"{r['p50_us']:>11.0f}{(r['p50_us'] / base['p50_us'] - 1) * 100:>+7.0f}{r['per_s']:>9.0f}"
+                     f"{r['per_s'] / base['per_s']:>7.2f}")
+    return lines + ["(Gbit/s; out = pod to login, in = login to pod over the same connection: iperf3 -R)"]
 
 
 def report(baselines: dict[int, dict], pods: dict[str, dict], starts: dict[int, dict], seconds: int) -> list[str]:
@@ -164,6 +221,8 @@ def report(baselines: dict[int, dict], pods: dict[str, dict], starts: dict[int, 
         top = sorted(((k, v) for k, v in r["cpu"].items() if not k.startswith("_")), key=lambda kv: -kv[1])[:5]
         lines.append(f"  {name:<42} busy {r['cpu']['_busy']:>4.0f}  softirq {r['cpu']['_softirq']:>3.0f}  "
                      + ", ".join(f"{k} {v:.0f}" for k, v in top))
+    if not starts:
+        return lines
     lines += ["", f"{'startup (s)':<16}" + "".join(f"{'N=' + str(n):>9}" for n in starts)]
     for phase in PHASES:
         lines.append(f"{'  ' + phase:<16}" + "".join(f"{starts[n]['timings'].get(phase, 0):>9.1f}" for n in starts))
@@ -208,20 +267,49 @@ def plot(baselines: dict[int, dict], pods: dict[str, dict], starts: dict[int, di
     fig.savefig(path, dpi=110)
 
 
+def plot_outside(base: dict, rows: dict[str, dict], path) -> None:
+    """Pod on a worker <-> login host, each measure as a ratio to the worker's host itself."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measures = (("gbps_1", "out, 1 stream"), ("gbps_4", "out, 4 streams"), ("gbps_rev", "in (iperf3 -R)"),
+                ("per_s", "connections/s"))
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.9 * len(rows)))
+    names = list(rows)
+    for i, (key, label) in enumerate(measures):
+        ax.barh([y + (i - 1.5) * 0.2 for y in range(len(names))], [rows[n][key] / base[key] for n in names],
+                height=0.2, label=label)
+    ax.axvline(0.8, color="green", linestyle="--", label="goal 0.8")
+    ax.set_yticks(list(range(len(names))), names)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"TCP pod <-> login host / the worker's host itself ({base['gbps_1']:.1f} Gbit/s out, "
+                  f"{base['gbps_rev']:.1f} in, {base['per_s']:.0f} conn/s)")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration per run")
     parser.add_argument("--links", default="1500,9000", help="sandbox network MTUs, comma-separated; 1500 first")
     parser.add_argument("--quick", action="store_true", help="only the default mesh under pasta; N=1 and 2")
     parser.add_argument("--keep", action="store_true", help="leave the (last) sandbox up")
+    parser.add_argument("--parts", default="pods,outside,startup",
+                        help="what to measure besides host<->host: pods (pod<->pod), outside (pod<->login host, "
+                             "egress), startup")
     parser.add_argument("--out", default=str(REPO / "perf" / "results"), help="where network.json/png go")
     args = parser.parse_args()
     links = [1500] + [int(m) for m in args.links.split(",") if int(m) != 1500]
-    plan = setups(links, args.quick)
+    parts = set(args.parts.split(","))
+    plan = setups(links, args.quick) if "pods" in parts else []
     ksi("image", "build", "--output", str(IMAGES))
     baselines: dict[int, dict] = {}
     pods: dict[str, dict] = {}
     starts: dict[int, dict] = {}
+    outside: dict[str, dict] = {}
     for link in links:
         box = fresh_sandbox(NAME)
         ksi("sandbox", "up", "-N", "4", "--mtu", str(link), "--name", NAME)
@@ -232,17 +320,31 @@ def main() -> None:
                 pods[s.label] = pod_to_pod(box, s, args.seconds)
                 print(f"  {s.label}: {pods[s.label]['gbps_1']:.2f} Gbit/s, {pods[s.label]['ping_ms']:.3f} ms",
                       flush=True)
-            if link == links[0]:
+            if link == links[0] and "outside" in parts:
+                outside_servers(box)
+                outside["base"] = to_outside(box, HOSTS[1], "", str(PROBE), args.seconds)
+                for mode, backend in EGRESS[:2] if args.quick else EGRESS:
+                    outside[f"egress {mode}/{backend}"] = egress(box, mode, backend, args.seconds)
+                    print(f"  egress {mode}/{backend}: {outside[f'egress {mode}/{backend}']['gbps_1']:.2f} Gbit/s out",
+                          flush=True)
+            if link == links[0] and "startup" in parts:
                 starts = {n: startup(box, n) for n in ((1, 2) if args.quick else (1, 2, 4))}
         finally:
             if not (args.keep and link == links[-1]):
                 ksi("sandbox", "down", "--name", NAME)
     print("\n" + "\n".join(report(baselines, pods, starts, args.seconds)))
+    if outside:
+        rows = {k: v for k, v in outside.items() if k != "base"}
+        print("\n".join(report_outside(outside["base"], rows)))
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "network.json"), "w") as fh:
-        json.dump({"baselines": baselines, "pods": pods, "startup": starts, "seconds": args.seconds}, fh, indent=1)
-    plot(baselines, pods, starts, os.path.join(args.out, "network.png"))
-    print(f"\nwrote {args.out}/network.json and network.png")
+        json.dump({"baselines": baselines, "pods": pods, "startup": starts, "outside": outside,
+                   "seconds": args.seconds}, fh, indent=1)
+    if outside:
+        plot_outside(outside["base"], rows, os.path.join(args.out, "egress.png"))
+    if pods and starts:
+        plot(baselines, pods, starts, os.path.join(args.out, "network.png"))
+    print(f"\nwrote {args.out}/network.json" + (" and network.png" if pods and starts else ""))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import netplugins
-from ksi_multi import node, scratch
+from ksi_multi import kubeadm, node, proxy, scratch
 from ksi_multi.errors import KsiError
+from ksi_multi.image.index import helper_paths
 from ksi_multi.jobhost import job_host
+from netplugins.topology import MESH_CIDR
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -45,7 +48,24 @@ class NodePhase:
         marks = node.wait_booted(home, spec.name, cfg.node_timeout)
         log.info("node: %s up (%s) %s", spec.name, cfg.net_backend,
                  ", ".join(f"{k} {v + 0:.1f}s" for k, v in marks.items()))
+        self._proxy(ctx, home, spec)
         log.debug("node: container started %.1f s after podman run", time.monotonic() - started)
+
+    @staticmethod
+    def _proxy(ctx, home, spec: node.NodeSpec) -> None:
+        """ksi-proxy: NodePorts on this host's address, and (egress: proxy) TCP leaving the cluster."""
+        inside = proxy.inside_ranges(kubeadm.POD_SUBNET, kubeadm.SERVICE_SUBNET, MESH_CIDR, node.NODE_NETWORK)
+        running = proxy.NodeProxy(
+            binary=helper_paths(ctx.config.image_dir.expanduser()).get("ksi-proxy", Path("ksi-proxy")),
+            node_pid=node.init_pid(home, spec.name), workdir=home.base.parent, runtime=home.runtime,
+            bind=ctx.address, node_address=node.NODE_ADDRESS,
+            node_exec=lambda *cmd, **kw: home.podman("exec", "-i", spec.name, *cmd, **kw),
+            egress_inside=inside if ctx.config.egress == "proxy" else None)
+        ctx.on_teardown("stop the node proxy", running.stop)
+        running.start()
+        ctx.proxy = running
+        log.info("node: ksi-proxy (pid %d): NodePorts on %s%s", running.pid, ctx.address,
+                 ", TCP leaving the cluster" if running.egress else "")
 
     @staticmethod
     def _check_forwards(spec: node.NodeSpec) -> None:

@@ -6,6 +6,7 @@ import time
 from ksi_multi import node
 from ksi_multi.errors import KsiError
 from ksi_multi.loss import LossTracker, with_out_of_service
+from ksi_multi.nodeports import NodePortFollower
 from ksi_multi.phases.ready import kube_api, ready_nodes
 from ksi_multi.phases.rendezvous import coordinator_client
 
@@ -28,6 +29,11 @@ class WaitPhase:
     def execute(self, ctx) -> None:
         log.info("wait: cluster up; holding it until the job ends (scancel, time limit, ksi-multi down)")
         watch = _Coordinator(ctx) if ctx.slurm.is_coordinator else None
+        follower = None
+        if ctx.proxy:
+            follower = NodePortFollower(lambda: kube_api(ctx), ctx.proxy.forward, ctx.slurm.hostname).start()
+            ctx.on_teardown("stop following NodePorts", follower.stop)
+        reported: dict = {}
         while True:
             state = node.state(ctx.podman, ctx.node.name)
             if state != "running":
@@ -36,9 +42,40 @@ class WaitPhase:
                     raise KsiError(f"{ctx.slurm.hostname}: {why}; it runs the control plane",
                                    "see the agent log and `podman logs` in the job's store; start a new job")
                 self._lost(ctx, why)
+            fields = self._watch_proxy(ctx, follower)
+            if fields != reported and self._report(ctx, watch, fields):
+                reported = fields
             if watch:
                 watch.beat()
             time.sleep(HEARTBEAT)
+
+    @staticmethod
+    def _watch_proxy(ctx, follower) -> dict:
+        """This node's fields in status.json about its ksi-proxy: restarts (a dead proxy is started again; a
+        failure to do so ends this node) and which NodePorts listen on this host."""
+        fields = {}
+        if ctx.proxy:
+            ctx.proxy.check()
+            if ctx.proxy.last_restart:
+                fields["proxy"] = ctx.proxy.last_restart.describe()
+        if follower:
+            services, fields["nodeports"] = follower.snapshot()
+            if ctx.status:
+                ctx.status.update_if_changed(nodeports=services)
+        return fields
+
+    @staticmethod
+    def _report(ctx, coordinator, fields: dict) -> bool:
+        if coordinator:
+            ctx.status.set_node_fields({ctx.slurm.hostname: fields})
+            return True
+        try:
+            coordinator_client(ctx, ctx.job.read_json(ctx.job.endpoint_file)).report_node(
+                ctx.slurm.rank, ctx.slurm.hostname, fields)
+            return True
+        except Exception as exc:  # tried again at the next heartbeat
+            log.warning("wait: could not report this node's proxy state to rank 0: %s", exc)
+            return False
 
     @staticmethod
     def _lost(ctx, why: str) -> None:
@@ -72,6 +109,8 @@ class _Coordinator:
             log.warning("wait: node %s lost (%s); taking it out of service so its pods start elsewhere", name, why)
             self._out_of_service(name)
         fields = {name: {"lost": why} for name, why in self.losses.lost.items()}
+        for name, reported in (ctx.rendezvous.node_reports() if ctx.rendezvous else {}).items():
+            fields.setdefault(name, {}).update(reported)
         if ready is not None:
             for name in ctx.slurm.nodes:
                 fields.setdefault(name, {})["ready"] = name in ready

@@ -44,13 +44,14 @@ def test_installed_wheel_builds_the_images_outside_the_checkout(installed, image
     index = json.loads((images / "images.json").read_text())
     assert (images / index["node"]["archive"]).stat().st_size > 100 << 20
     assert index["node"]["id"].startswith("sha256:") and index["toolbox"]["id"].startswith("sha256:")
-    wg = images / index["helpers"]["ksi-wg"]["file"]
-    assert wg.stat().st_mode & 0o111
+    assert set(index["helpers"]) == {"ksi-proxy", "ksi-wg"}
+    assert all((images / h["file"]).stat().st_mode & 0o111 for h in index["helpers"].values())
     assert installed.ksi("--version", env={"KSI_IMAGE_DIR": str(images)}).stdout.splitlines()[2:] == [
         f"  kubernetes  {index['kubernetes']}",
         f"  node        {index['node']['tag']}  {index['node']['id']}",
         f"  toolbox     {index['toolbox']['tag']}  {index['toolbox']['id']}",
-        f"  ksi-wg      {wg.name}  sha256:{index['helpers']['ksi-wg']['sha256']}",
+        f"  ksi-proxy   {index['helpers']['ksi-proxy']['file']}  sha256:{index['helpers']['ksi-proxy']['sha256']}",
+        f"  ksi-wg      {index['helpers']['ksi-wg']['file']}  sha256:{index['helpers']['ksi-wg']['sha256']}",
     ]
     assert len(installed.ksi("batch-script").stdout) == len(Path(REPO / "sbatch/ksi-multi.sbatch").read_text())
 

@@ -155,3 +155,18 @@ def test_a_member_reports_its_node_lost_and_only_its_own_rank(server):
         c.report_lost(1, "node03", "wrong host")
     status, _ = c.request("POST", "/v1/lost", {"rank": 7, "hostname": "x"})
     assert status == 400 and server.state.lost == {2: "node container exited"}
+
+
+def test_a_member_reports_its_node_fields_and_nothing_else(server):
+    c = client(server)
+    c.report_node(1, "node02", {"proxy": "restarted 1x", "nodeports": {"30080": "ok"}})
+    c.report_node(1, "node02", {"nodeports": {"30080": "ok", "30081": "address already in use"}})
+    assert server.state.node_reports() == {"node02": {"proxy": "restarted 1x",
+                                                      "nodeports": {"30080": "ok", "30081": "address already in use"}}}
+    with pytest.raises(RendezvousError, match="belongs to node03"):
+        c.report_node(2, "node02", {"proxy": "x"})
+    for fields in ({"lost": "x"}, {"proxy": 5}, {"proxy": "x" * 501}, {}, "proxy", {"nodeports": {"x": "ok"}},
+                   {"nodeports": {"30080": 1}}, {"nodeports": ["30080"]}):
+        status, body = c.request("POST", "/v1/node", {"rank": 1, "hostname": "node02", "fields": fields})
+        assert status == 400 and "fields must be proxy" in body["error"]
+    assert server.state.node_reports()["node02"]["proxy"] == "restarted 1x"
