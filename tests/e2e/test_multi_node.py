@@ -78,14 +78,14 @@ def test_status_shows_handshakes_with_every_peer(cluster, job):
 def outside(cluster, job):
     """A server on the login host (outside the cluster) and a client pod on a worker, with the egress tools."""
     kubectl = f"KUBECONFIG={cluster.status(job)['kubeconfig']} kubectl -n default"
-    server = cluster.sh(f"cd /tmp && nohup python3 {HERE}/egress_server.py serve {EGRESS_PORT} 900 "
-                        ">/tmp/egress-server.log 2>&1 & echo $!").stdout.strip()
+    cluster.sh(f"cd /tmp; setsid python3 {HERE}/egress_server.py serve {EGRESS_PORT} 900 "
+               ">/tmp/egress-server.log 2>&1 < /dev/null &")
     worker = cluster.plan.compute[1].name
     cluster.sh(f"{kubectl} create configmap egress-tools --from-file={HERE}/egress_server.py")
     cluster.sh(f"{kubectl} apply -f - <<'YAML'\n{EGRESS_CLIENT.format(node=worker)}\nYAML")
     cluster.sh(f"{kubectl} wait --for=condition=ready pod/egress --timeout=180s", timeout=200)
     yield lambda cmd, **kw: cluster.sh(f"{kubectl} exec egress -- sh -c {shlex.quote(cmd)}", **kw), worker
-    cluster.sh(f"kill {server}; {kubectl} delete pod egress --wait=false", check=False)
+    cluster.sh(f"pkill -u ksiuser -f [e]gress_server.py; {kubectl} delete pod egress --wait=false", check=False)
 
 
 EGRESS_PORT = 18380
@@ -102,8 +102,8 @@ spec:
 """
 
 
-def _egress_proxy(cluster, host: str, job: str) -> int:
-    return int(cluster.sh(f"pgrep -u ksiuser -f '[k]si-proxy egress.*ksi-multi-1500/{job}/'", host=host).stdout)
+def _node_proxy(cluster, host: str, job: str) -> int:
+    return int(cluster.sh(f"pgrep -u ksiuser -f '[k]si-proxy run .*ksi-multi-1500/{job}/'", host=host).stdout)
 
 
 def test_a_pod_downloads_and_uploads_1gib_outside_without_stalling(cluster, job, outside):
@@ -138,7 +138,7 @@ def test_a_closed_port_outside_fails_at_once(cluster, job, outside):
 
 def test_1000_concurrent_connections_through_the_proxy_leave_no_fd_behind(cluster, job, outside):
     run, worker = outside
-    pid = _egress_proxy(cluster, worker, job)
+    pid = _node_proxy(cluster, worker, job)
     fds = f"ls /proc/{pid}/fd | wc -l"
     idle = int(cluster.sh(fds, host=worker).stdout)
     out = run(f"python3 /tools/egress_server.py concurrent {cluster.plan.login.address} {EGRESS_PORT + 1}",
@@ -150,17 +150,17 @@ def test_1000_concurrent_connections_through_the_proxy_leave_no_fd_behind(cluste
     assert now <= idle
 
 
-def test_a_killed_egress_proxy_is_restarted_and_reported(cluster, job, outside):
+def test_a_killed_node_proxy_is_restarted_and_reported(cluster, job, outside):
     run, worker = outside
-    before = _egress_proxy(cluster, worker, job)
+    before = _node_proxy(cluster, worker, job)
     cluster.sh(f"kill -9 {before}", host=worker)
     deadline = time.monotonic() + 30
-    while not (node := {n["name"]: n for n in cluster.status(job)["nodes"]}[worker]).get("egress"):
+    while not (node := {n["name"]: n for n in cluster.status(job)["nodes"]}[worker]).get("proxy"):
         assert time.monotonic() < deadline, cluster.job_log(job)
         time.sleep(1)
-    assert "restarted 1x" in node["egress"] and "signal 9" in node["egress"]
-    assert _egress_proxy(cluster, worker, job) != before
-    assert "egress proxy on" in cluster.sh(f"ksi-multi status --job {job}").stdout
+    assert "restarted 1x" in node["proxy"] and "signal 9" in node["proxy"]
+    assert _node_proxy(cluster, worker, job) != before
+    assert f"node proxy on {worker}: restarted 1x" in cluster.sh(f"ksi-multi status --job {job}").stdout
     out = run(f"curl -sS --fail -m 60 -o /dev/null -w '%{{http_code}}' http://{cluster.plan.login.address}:"
               f"{EGRESS_PORT}/blob")
     assert out.stdout == "200"
