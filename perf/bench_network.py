@@ -163,7 +163,11 @@ def to_outside(box: Sandbox, host: str, client: str, probe: str, seconds: int) -
     def iperf(extra: str) -> float:
         return iperf_gbps(sh(box, f"{client} iperf3 -c {target} -t {seconds} -J {extra}", host, timeout=seconds + 90))
 
-    out = {"gbps_1": iperf(""), "gbps_4": iperf("-P 4"), "gbps_rev": iperf("-R")}
+    before = cpu_sample(box)
+    started = time.monotonic()
+    out = {"gbps_1": iperf("")}
+    out["cpu"] = cpu_use(before, cpu_sample(box), time.monotonic() - started)
+    out |= {"gbps_4": iperf("-P 4"), "gbps_rev": iperf("-R")}
     out |= json.loads(sh(box, f"{client} python3 {probe} rr {target} 5301 2000", host, timeout=120))
     out |= json.loads(sh(box, f"{client} python3 {probe} connect {target} 5301 {seconds}", host, timeout=120))
     return out
@@ -200,7 +204,13 @@ def report_outside(base: dict, rows: dict[str, dict]) -> list[str]:
                      f"{r['gbps_4'] / base['gbps_4']:>7.2f}{r['gbps_rev']:>8.2f}{r['gbps_rev'] / base['gbps_rev']:>7.2f}"
                      f"{r['p50_us']:>11.0f}{(r['p50_us'] / base['p50_us'] - 1) * 100:>+7.0f}{r['per_s']:>9.0f}"
                      f"{r['per_s'] / base['per_s']:>7.2f}")
-    return lines + ["(Gbit/s; out = pod to login, in = login to pod over the same connection: iperf3 -R)"]
+    lines += ["(Gbit/s; out = pod to login, in = login to pod over the same connection: iperf3 -R)",
+              "CPU during the 1-stream run out, % of one core (node01+node02; busy/softirq: the whole machine):"]
+    for name, r in {f"{HOSTS[1]} host itself (baseline)": base, **rows}.items():
+        top = sorted(((k, v) for k, v in r["cpu"].items() if not k.startswith("_")), key=lambda kv: -kv[1])[:5]
+        lines.append(f"  {name:<38} busy {r['cpu']['_busy']:>4.0f}  softirq {r['cpu']['_softirq']:>3.0f}  "
+                     + ", ".join(f"{k} {v:.0f}" for k, v in top))
+    return lines
 
 
 def report(baselines: dict[int, dict], pods: dict[str, dict], starts: dict[int, dict], seconds: int) -> list[str]:
@@ -297,6 +307,8 @@ def main() -> None:
     parser.add_argument("--links", default="1500,9000", help="sandbox network MTUs, comma-separated; 1500 first")
     parser.add_argument("--quick", action="store_true", help="only the default mesh under pasta; N=1 and 2")
     parser.add_argument("--keep", action="store_true", help="leave the (last) sandbox up")
+    parser.add_argument("--egress", default=",".join(f"{m}/{b}" for m, b in EGRESS),
+                        help="egress setups (mode/backend) for the outside part")
     parser.add_argument("--parts", default="pods,outside,startup",
                         help="what to measure besides host<->host: pods (pod<->pod), outside (pod<->login host, "
                              "egress), startup")
@@ -323,7 +335,8 @@ def main() -> None:
             if link == links[0] and "outside" in parts:
                 outside_servers(box)
                 outside["base"] = to_outside(box, HOSTS[1], "", str(PROBE), args.seconds)
-                for mode, backend in EGRESS[:2] if args.quick else EGRESS:
+                chosen = [tuple(e.split("/")) for e in args.egress.split(",")]
+                for mode, backend in chosen[:2] if args.quick else chosen:
                     outside[f"egress {mode}/{backend}"] = egress(box, mode, backend, args.seconds)
                     print(f"  egress {mode}/{backend}: {outside[f'egress {mode}/{backend}']['gbps_1']:.2f} Gbit/s out",
                           flush=True)
