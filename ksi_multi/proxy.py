@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ksi_multi import run
 from ksi_multi.errors import KsiError
 
 log = logging.getLogger("ksi_multi.agent")
@@ -155,11 +156,5 @@ class NodeProxy:
             return "no output"
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        run.stop(self.proc)
         self.ready.unlink(missing_ok=True)

@@ -83,3 +83,15 @@ def run(
 def output(cmd: Sequence[str], **kwargs) -> str:
     """Run a command and return its stripped standard output."""
     return run(cmd, **kwargs).stdout.strip()
+
+
+def stop(proc: subprocess.Popen | None, grace: float = 5) -> None:
+    """End a helper this process started: SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
-from ksi_multi.run import output
+from ksi_multi.run import output, stop
 from netplugins import NodeAccess
 from netplugins.topology import Member, NodePlan
 from netplugins.wireguard import plan as wg_plan
@@ -97,10 +97,5 @@ class WireGuardMesh:
             time.sleep(0.2)
 
     def down(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop(self.proc, grace=10)
         self.key.unlink(missing_ok=True)
