@@ -13,7 +13,7 @@ import signal
 
 import psutil
 
-from ksi_multi import scratch
+from ksi_multi import processes, scratch
 from ksi_multi.cgroups import JobCgroup
 from ksi_multi.config import Config
 from ksi_multi.errors import KsiError
@@ -37,20 +37,15 @@ def _agent_of(job_id: str) -> psutil.Process | None:
     return None
 
 
-def _job_processes(job_id: str, markers: list[str], cgroup: JobCgroup | None) -> set[int]:
+def _job_processes(markers: list[str], cgroup: JobCgroup | None) -> set[int]:
     """This user's processes of the job: everything in the job cgroup, and whatever names the job's
-    runtime or scratch directory on its command line (ksi-wg, conmon, pasta)."""
+    runtime or scratch directory on its command line (ksi-wg, ksi-proxy, conmon, pasta)."""
     pids: set[int] = set()
     if cgroup:
         for path in cgroup.paths()[:1]:
             for procs in path.rglob("cgroup.procs"):
                 pids |= {int(p) for p in procs.read_text().split()}
-    for proc in psutil.process_iter(["cmdline", "uids"]):
-        try:
-            if proc.info["uids"].real == os.getuid() and any(m in a for a in proc.info["cmdline"] or [] for m in markers):
-                pids.add(proc.pid)
-        except psutil.NoSuchProcess:
-            continue
+    pids |= processes.naming(markers)
     pids.discard(os.getpid())
     return pids
 
@@ -68,7 +63,7 @@ def clean(cfg: Config, job_id: str) -> list[str]:
     if home.base.exists():
         found.append(f"podman store {home.base}")
         run(["podman", "rm", "--all", "--force", "--time", "0"], timeout=120, check=False, extra_env=home.env())
-    pids = _job_processes(job_id, [str(runtime), str(job_scratch)], cgroup)
+    pids = _job_processes([str(runtime), str(job_scratch)], cgroup)
     for pid in sorted(pids):
         try:
             found.append(f"process {pid} ({psutil.Process(pid).name()})")

@@ -7,6 +7,7 @@ import shutil
 import signal
 from pathlib import Path
 
+from ksi_multi import processes
 from ksi_multi.run import CommandError, run
 
 
@@ -44,6 +45,9 @@ class PodmanHome:
         """Delete the store (its files belong to sub-ids: removed inside the user namespace) and the pause process."""
         if not self.base.exists():
             return
+        # conmon and the `podman container cleanup` it runs when a container exits may still be at work
+        # for this store: a late one would create the directories again after they are gone.
+        processes.end(processes.naming([self.base, self.runtime]), grace=5)
         try:
             run(["podman", "unshare", "rm", "-rf", str(self.base / "data"), str(self.runtime / "containers")],
                 timeout=300, extra_env=self.env())
