@@ -100,16 +100,9 @@ class NodeProxy:
         cmd = [str(self.binary), "run", "--netns-pid", str(self.node_pid),
                "--egress-port", str(EGRESS_PORT if self.egress else 0), "--control", str(self.control),
                "--bind", self.bind, "--node-address", self.node_address, "--ready-file", str(self.ready)]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while not self.ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise KsiError(f"the node proxy did not start: {self._log_tail()}",
-                               "see ksi-proxy.log in the job's scratch directory; egress: helper avoids it for "
-                               "pods' outbound TCP")
-            time.sleep(0.05)
+        self.proc = run.start_helper(cmd, self.log, self.ready, "the node proxy",
+                                     "see ksi-proxy.log in the job's scratch directory; egress: helper avoids it "
+                                     "for pods' outbound TCP")
 
     def check(self) -> Restart | None:
         """Start the proxy again if it died (with the NodePorts it forwarded); say why it died. Raises when it
@@ -118,7 +111,7 @@ class NodeProxy:
             if self.proc is None or self.proc.poll() is None:
                 return None
             code = self.proc.returncode
-            why = f"killed by signal {-code}" if code < 0 else f"exited with {code}: {self._log_tail()}"
+            why = f"killed by signal {-code}" if code < 0 else f"exited with {code}: {run.log_tail(self.log, 300)}"
             log.error("proxy: ksi-proxy %s; starting it again", why)
             self._spawn()
             self.last_restart = Restart(why, self.last_restart.restarts + 1 if self.last_restart else 1, time.time())
@@ -148,12 +141,6 @@ class NodeProxy:
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
-
-    def _log_tail(self) -> str:
-        try:
-            return " ".join(self.log.read_text().strip().splitlines()[-2:])[-300:] or "no output"
-        except OSError:
-            return "no output"
 
     def stop(self) -> None:
         run.stop(self.proc)

@@ -6,7 +6,9 @@ import logging
 import os
 import shlex
 import subprocess
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from ksi_multi.errors import KsiError
 
@@ -95,3 +97,28 @@ def stop(proc: subprocess.Popen | None, grace: float = 5) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=grace)
+
+
+def log_tail(path: Path, chars: int = 400) -> str:
+    """The end of a helper's log, for an error message."""
+    try:
+        return " ".join(path.read_text(errors="replace").strip().splitlines()[-3:])[-chars:] or "no output"
+    except OSError:
+        return "no output"
+
+
+def start_helper(cmd: Sequence[str], log_file: Path, ready: Path, what: str, fix: str, timeout: float = 20,
+                 env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start a long-running helper (its output appended to log_file) and return once it has made `ready`
+    (a socket or file). If it exits first or takes longer than `timeout`, stop it and raise naming its log."""
+    log.debug("run: %s", shlex.join(cmd))
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                                env=None if env is None else dict(env))
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise CommandError(f"{what} did not start: {log_tail(log_file)}", fix)
+        time.sleep(0.05)
+    return proc

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
-from ksi_multi.run import output, stop
+from ksi_multi.run import output, start_helper, stop
 from netplugins import NodeAccess
 from netplugins.topology import Member, NodePlan
 from netplugins.wireguard import plan as wg_plan
@@ -64,15 +64,8 @@ class WireGuardMesh:
         for route in node.routes:
             cmd += ["--route", route]
         env = {**os.environ, NSENTER_ENV: str(self.node.pid)} if self.forwarded else None
-        log.debug("mesh: %s", " ".join(cmd))
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 20
-        while not self.uapi.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise KsiError(f"the mesh helper did not start: {self.log.read_text()[-400:].strip()}",
-                               f"is UDP port {node.listen_port} free on this host? (mesh_port)")
-            time.sleep(0.1)
+        self.proc = start_helper(cmd, self.log, self.uapi, "the mesh helper",
+                                 f"is UDP port {node.listen_port} free on this host? (mesh_port)", env=env)
 
     def show(self) -> dict:
         return json.loads(output([str(self.binary), "show", "--uapi", str(self.uapi)], timeout=10))
