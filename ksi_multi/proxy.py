@@ -128,9 +128,6 @@ class NodeProxy:
             self.forwarded = {int(p): why for p, why in answer.items()}
             return dict(self.forwarded)
 
-    def stats(self) -> dict:
-        return self._command("stats")
-
     def _command(self, line: str) -> dict:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(30)
