@@ -314,6 +314,62 @@ def cleanup(job_id: str | None, **kwargs) -> None:
         click.echo(f"{host}: job {job_id}: nothing left")
 
 
+@main.command()
+@click.argument("name", required=False)
+@click.option("--path", "show_path", is_flag=True, help="print where the installed files are instead of their text")
+@friendly_errors
+def manifest(name: str | None, show_path: bool) -> None:
+    """Print the manifests for NAME (dask, spark) to apply with kubectl; without NAME, list them.
+
+    ksi-multi manifest dask | kubectl apply -f -
+    """
+    from ksi_multi import resources
+
+    found = {p.name: p for p in sorted(resources.path("manifests").iterdir()) if p.is_dir()}
+    if not name:
+        for known, folder in found.items():
+            click.echo(f"{known}: {', '.join(f.name for f in sorted(folder.glob('*.yaml')))}")
+        return
+    if name not in found:
+        raise KsiError(f"no manifests named {name!r}", f"choose one of: {', '.join(found)}")
+    if show_path:  # the manifests and the examples next to them
+        click.echo("\n".join(str(f) for f in sorted(found[name].iterdir()) if f.is_file()))
+        return
+    click.echo("\n---\n".join(f.read_text().rstrip() for f in sorted(found[name].glob("*.yaml"))))
+
+
+@main.command()
+@click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
+@click.argument("archives", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@config_options
+@friendly_errors
+def load(job_id: str | None, archives: tuple[Path, ...], **kwargs) -> None:
+    """Import image archives (podman save / docker save) into every node of a running job.
+
+    ARCHIVES must be on storage every node can read (your home directory, a project directory).
+    """
+    from ksi_multi import loadjob
+
+    cfg = load_config(kwargs)
+    loadjob.load(cfg, job_id, [a.expanduser().absolute() for a in archives], echo=click.echo)
+
+
+@main.command("import-images", hidden=True)
+@click.option("--job", "job_id", required=True)
+@click.argument("archives", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@config_options
+@friendly_errors
+def import_images(job_id: str, archives: tuple[Path, ...], **kwargs) -> None:
+    """This host's part of `ksi-multi load` (run by srun on every node): one result line."""
+    from ksi_multi import loadjob
+
+    cfg = load_config(kwargs)
+    result = loadjob.import_here(cfg, job_id, list(archives))
+    click.echo(loadjob.imageload.RESULT_MARK + result.to_json())
+    if result.error:
+        sys.exit(1)
+
+
 def default_cache() -> Path:
     return Path("/var/cache/ksi-multi") if os.geteuid() == 0 else Path("~/.cache/ksi-multi").expanduser()
 
@@ -330,15 +386,24 @@ def image() -> None:
               show_default=True, help="where the image archives go (shared storage, read by every node)")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="build cache (default /var/cache/ksi-multi as root, else ~/.cache/ksi-multi)")
+@click.option("--workloads", "workload_names", default="", metavar="NAMES",
+              help="also build workload images: dask, spark (comma-separated) or all")
 @friendly_errors
-def image_build(kubernetes_version: str, output: Path, cache: Path | None) -> None:
-    """Build the node image (Kubernetes from Go modules + Debian) and the toolbox image."""
-    from ksi_multi.image import build
+def image_build(kubernetes_version: str, output: Path, cache: Path | None, workload_names: str) -> None:
+    """Build the node image (Kubernetes from Go modules + Debian), the toolbox image and, when asked,
+    workload images (load them with `ksi-multi load` or the `images` key)."""
+    from ksi_multi.image import build, workloads
+    from ksi_multi.image import index as image_index
 
+    names = workloads.names(workload_names) if workload_names else ()
     built = build.build(output.expanduser(), (cache or default_cache()).expanduser(), kubernetes_version,
-                        echo=click.echo)
+                        echo=click.echo, workload_names=names)
     click.echo(f"node image {built.node_tag}: {built.node_archive}")
     click.echo(f"toolbox image: {built.toolbox_archive}")
+    index = image_index.read(output.expanduser()) or {}
+    for name in names:
+        entry = index["workloads"][name]
+        click.echo(f"{name} image {entry['tag']}: {output.expanduser() / entry['archive']}")
 
 
 @image.command("load")

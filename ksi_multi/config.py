@@ -50,6 +50,11 @@ def _absolute(value: Path | None) -> str | None:
     return None if value is None or value.is_absolute() else "must be an absolute path"
 
 
+def _all_absolute(value: tuple[Path, ...]) -> str | None:
+    relative = [str(p) for p in value if not p.is_absolute()]
+    return f"must be absolute paths (the agents run elsewhere): {', '.join(relative)}" if relative else None
+
+
 def _key(check=None, help: str = ""):
     return {"check": check, "help": help}
 
@@ -83,6 +88,9 @@ class Config:
         None, "node image; empty: the one `ksi-multi image build` wrote to image_dir"))
     image_dir: Path = field(default=Path("~/.ksi-multi/images"), metadata=_key(
         None, "image archives on shared storage, loaded on every node"))
+    images: tuple[Path, ...] = field(default=(), metadata=_key(
+        _all_absolute, "image archives (docker-archive or OCI archive files, or directories of them) on shared "
+        "storage that every node imports at boot, before the job is ready; a list, or comma-separated"))
     node_timeout: float = field(default=180.0, metadata=_key(
         _positive, "seconds for the node container to boot (systemd, containerd, preloaded images)"))
     ready_timeout: float = field(default=300.0, metadata=_key(
@@ -109,6 +117,11 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError
             return float(raw)
+        if kind == "tuple[Path, ...]":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+                raise ValueError
+            return tuple(Path(i.strip()).expanduser() for i in items if i.strip())
         if kind in ("Path", "Path | None"):
             if raw is None or raw == "":
                 if kind == "Path":
@@ -119,7 +132,8 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             raise ValueError
         return str(raw)
     except (TypeError, ValueError):
-        want = {"int": "a whole number", "float": "a number", "Path": "a path", "Path | None": "a path"}.get(kind, "a string")
+        want = {"int": "a whole number", "float": "a number", "Path": "a path", "Path | None": "a path",
+                "tuple[Path, ...]": "a list of paths"}.get(kind, "a string")
         raise ConfigError(f"config: {name}: {raw!r} ({source}) is not {want}",
                           f"set {name} to {want} ({KEYS[name].metadata['help']})") from None
 

@@ -23,6 +23,10 @@ NODE_GATEWAY = "10.0.2.2"
 NODE_NETWORK = "10.0.2.0/24"
 
 
+def container_name(job_id: str, hostname: str) -> str:
+    return f"ksi-{job_id}-{hostname}"
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     job_id: str
@@ -35,7 +39,7 @@ class NodeSpec:
 
     @property
     def name(self) -> str:
-        return f"ksi-{self.job_id}-{self.hostname}"
+        return container_name(self.job_id, self.hostname)
 
     @property
     def volume(self) -> str:

@@ -14,7 +14,9 @@ DATA = (
     "templates",  # jinja2 templates and the batch script
     "image/k8s",  # the Kubernetes build recipe: wrapper modules, build script, pause.c
     "image/node-files",  # units and configuration copied into the node image
+    "image/workload-files",  # entrypoints of the workload images
     "helpers",  # Go sources of the helpers run on every host (ksi-wg)
+    "manifests",  # what users apply to a job's cluster (Dask, Spark RBAC), printed by `ksi-multi manifest`
     "sandbox/hostinit.sh",
     "sandbox/services.sh",
     "sandbox/xnode.sh",

@@ -45,6 +45,7 @@ def run(
     timeout: float = 120,
     check: bool = True,
     input: str | None = None,
+    stdin=None,
     env: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
@@ -56,7 +57,7 @@ def run(
     """Run a command and return its result; raise CommandError with a readable cause on failure.
 
     `secrets` are replaced by <redacted> in every log line and error message.
-    `fix` is the hint shown to the user when the command fails.
+    `fix` is the hint shown to the user when the command fails. `stdin`: an open file to read from.
     """
     secrets = tuple(secrets)
     shown = render(cmd, secrets)
@@ -66,7 +67,7 @@ def run(
     log.debug("run: %s", shown)
     try:
         proc = subprocess.run(
-            list(cmd), input=input, env=full_env, cwd=cwd, timeout=timeout, text=True,
+            list(cmd), input=input, stdin=stdin, env=full_env, cwd=cwd, timeout=timeout, text=True,
             stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None,
             preexec_fn=preexec_fn,
         )

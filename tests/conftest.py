@@ -42,7 +42,7 @@ def cluster(dist):
 
 @pytest.fixture(scope="session")
 def images(cluster, installed):
-    """The node and toolbox images, built offline by the wheel-installed ksi-multi (cold: Go build ~10 min;
+    """The node, toolbox and workload images, built offline by the wheel-installed ksi-multi (cold: Go build ~10 min;
     warm: seconds)."""
-    installed.ksi("image", "build", "--output", str(IMAGES), timeout=3600)
+    installed.ksi("image", "build", "--output", str(IMAGES), "--workloads", "dask", timeout=3600)
     return IMAGES

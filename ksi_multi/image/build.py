@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ksi_multi import __version__, resources
 from ksi_multi.errors import KsiError
-from ksi_multi.image import archive, debian, helpers, kubernetes
+from ksi_multi.image import archive, debian, helpers, kubernetes, workloads
+from ksi_multi.image import index as image_index
 from ksi_multi.run import run
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def _node_layer(bins: kubernetes.Binaries, images: list[Path], work: Path) -> ar
 
 
 def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
-          echo: Callable[[str], None] = print) -> Built:
+          echo: Callable[[str], None] = print, workload_names: tuple[str, ...] = ()) -> Built:
     _require_tools()
     progress = Progress(echo)
     bins = progress.step("kubernetes binaries (Go modules)", kubernetes.ensure, series, cache_root, echo)
@@ -158,6 +159,8 @@ def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
         toolbox_archive = output / "toolbox.tar"
         shutil.copyfile(work / "images" / "toolbox.tar", toolbox_archive)
         tools = progress.step("host helpers (Go modules)", helpers.build, cache_root, output)
+        built_workloads = [progress.step(f"{name} image", workloads.build_one, workloads.WORKLOADS[name], output,
+                                         rootfs_cache, echo) for name in workload_names]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     built = Built(node_tag, node_archive, toolbox_archive, bins.kubernetes, tools)
@@ -166,10 +169,21 @@ def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
              "toolbox": {"tag": TOOLBOX_TAG, "archive": toolbox_archive.name,
                          "id": f"sha256:{archive.image_id(toolbox_archive)}"},
              "helpers": {name: {"file": path.name, "sha256": _sha256(path)} for name, path in tools.items()},
+             "workloads": _workload_index(output, built_workloads),
              "timings": {k: round(v, 1) for k, v in progress.timings.items()}}
     (output / "images.json").write_text(json.dumps(index, indent=2) + "\n")
     echo("[image] done: " + ", ".join(f"{k} {v:.0f}s" for k, v in progress.timings.items()))
     return built
+
+
+def _workload_index(output: Path, built: list[workloads.BuiltWorkload]) -> dict:
+    """Workload images built now, and those built before that are still there."""
+    previous = (image_index.read(output) or {}).get("workloads", {}) if (output / image_index.INDEX).exists() else {}
+    kept = {name: entry for name, entry in previous.items() if (output / entry.get("archive", "")).is_file()}
+    for w in built:
+        kept[w.name] = {"tag": w.tag, "archive": w.archive.name, "id": w.image_id,
+                        "versions": {k: w.versions[k] for k in workloads.WORKLOADS[w.name].reported if k in w.versions}}
+    return dict(sorted(kept.items()))
 
 
 def _require_tools() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
+from ksi_multi.image import pypi
 from ksi_multi.run import run
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,14 @@ class RootfsSpec:
     slim: bool = False
     revision: int = 1
     customise: Callable[[Path], None] | None = field(default=None, compare=False)
+    # Python distributions Debian does not package, pinned (name==version), installed from PyPI with the
+    # userland's own pip (so python3-pip and python3-setuptools must be among `packages`).
+    pip: Sequence[str] = ()
 
     def key(self) -> str:
         text = f"{self.revision}|{SUITE}|{self.variant}|{self.slim}|{' '.join(sorted(self.packages))}"
+        if self.pip:
+            text += f"|pip {' '.join(sorted(self.pip))}"
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def path(self, cache_root: Path) -> Path:
@@ -54,6 +60,21 @@ def builder(spec: RootfsSpec) -> list[str]:
                    "apt-get install mmdebstrap (or debootstrap)")
 
 
+def _pip_install(spec: RootfsSpec, root: Path, files: list[Path]) -> None:
+    """Install downloaded distributions with the userland's pip, offline (build isolation needs an index)."""
+    staging = root / "tmp/ksi-pip"
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        for f in files:
+            shutil.copyfile(f, staging / f.name)
+        run(["chroot", str(root), "python3", "-m", "pip", "install", "--break-system-packages", "--no-index",
+             "--no-deps", "--no-build-isolation", "--no-cache-dir", "--root-user-action=ignore", "--no-compile",
+             *[f"/tmp/ksi-pip/{f.name}" for f in files]],
+            timeout=1800, fix=f"the {spec.name} userland needs python3-pip and python3-setuptools")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def ensure(spec: RootfsSpec, cache_root: Path, echo: Callable[[str], None] = log.info) -> Path:
     """Return the cached root filesystem for `spec`, building it first if this version is not cached."""
     root = spec.path(cache_root)
@@ -66,6 +87,8 @@ def ensure(spec: RootfsSpec, cache_root: Path, echo: Callable[[str], None] = log
     echo(f"building the {spec.name} userland ({SUITE}, {len(spec.packages)} packages) ...")
     started = time.monotonic()
     run([*cmd, str(partial), MIRROR], timeout=1800, fix="check that Debian's mirror is reachable (apt-get update works)")
+    if spec.pip:
+        _pip_install(spec, partial, pypi.download(spec.pip, cache_root.parent / "pypi", echo))
     if spec.customise:
         spec.customise(partial)
     (partial / ".complete").write_text(spec.key() + "\n")

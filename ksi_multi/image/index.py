@@ -33,6 +33,8 @@ def describe(image_dir: Path) -> list[str]:
     for role in ("node", "toolbox"):
         entry = index.get(role) or {}
         lines.append(f"  {role:<10}  {entry.get('tag', '?')}  {entry.get('id', '(no image id recorded)')}")
+    for name, entry in sorted(index.get("workloads", {}).items()):
+        lines.append(f"  {name:<10}  {entry.get('tag', '?')}  {entry.get('id', '?')}  {entry.get('archive', '')}")
     for name, entry in sorted(index.get("helpers", {}).items()):
         lines.append(f"  {name:<10}  {entry.get('file', name)}  sha256:{entry.get('sha256', '?')}")
     return lines

@@ -41,9 +41,9 @@ class ClusterPhase:
         log.info("cluster: kubeadm init done in %.1f s", time.monotonic() - started)
         kubectl = ["exec", "-i", node.name, "kubectl", *ADMIN]
         home.podman(*kubectl, "apply", "-f", "-", input=kubeadm.STORAGE_CLASS)
-        if ctx.slurm.node_count == 1:
-            home.podman(*kubectl, "taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-")
-        else:
+        # Every node of the allocation runs work: the control plane is light next to a Spark or Dask job.
+        home.podman(*kubectl, "taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-")
+        if ctx.slurm.node_count > 1:
             command = home.podman("exec", node.name, "kubeadm", "token", "create", "--ttl", "2h",
                                   "--print-join-command", *ADMIN).stdout
             write_json(ctx.job.path / "join.json", kubeadm.parse_join_command(command))  # 0600, never logged

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import netplugins
-from ksi_multi import kubeadm, node, proxy, scratch
+from ksi_multi import imageload, kubeadm, node, proxy, scratch
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
 from ksi_multi.jobhost import job_host
@@ -22,6 +22,7 @@ class NodePhase:
     def execute(self, ctx) -> None:
         cfg, slurm = ctx.config, ctx.slurm
         scratch.check_local(scratch.base_dir(cfg.scratch))
+        archives = self._user_images(cfg.images)
         here = job_host(cfg, slurm.job_id)
         ctx.on_teardown("remove the job's scratch directory", lambda: scratch.remove(here.scratch))
         home = here.podman
@@ -48,8 +49,33 @@ class NodePhase:
         marks = node.wait_booted(home, spec.name, cfg.node_timeout)
         log.info("node: %s up (%s) %s", spec.name, cfg.net_backend,
                  ", ".join(f"{k} {v + 0:.1f}s" for k, v in marks.items()))
+        if archives:
+            self._import(home, spec, archives)
         self._proxy(ctx, home, spec)
         log.debug("node: container started %.1f s after podman run", time.monotonic() - started)
+
+    @staticmethod
+    def _user_images(entries) -> list[Path]:
+        """The `images` key, checked before anything starts: every entry an image archive this host can read."""
+        archives = imageload.expand(list(entries))
+        for path in archives:
+            try:
+                imageload.inspect(path)
+            except KsiError as exc:
+                raise KsiError(f"images: {exc.cause}", f"fix or remove it in the `images` key; {exc.fix}") from None
+        if entries and not archives:
+            raise KsiError(f"images: no image archives (*.tar, *.tar.gz) in {', '.join(map(str, entries))}",
+                           "put archives there (podman save -o NAME.tar IMAGE) or remove the `images` key")
+        return archives
+
+    @staticmethod
+    def _import(home, spec: node.NodeSpec, archives: list[Path]) -> None:
+        started = time.monotonic()
+        names: list[str] = []
+        for path in archives:
+            names += imageload.import_into_node(home, spec.name, path)
+        log.info("node: imported %d image(s) from `images` in %.1f s: %s", len(names), time.monotonic() - started,
+                 " ".join(names))
 
     @staticmethod
     def _proxy(ctx, home, spec: node.NodeSpec) -> None:

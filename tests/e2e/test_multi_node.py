@@ -19,7 +19,8 @@ HERE = f"{REPO}/tests/e2e"
 
 @pytest.fixture(scope="module")
 def job(cluster, images):
-    job_id = cluster.sbatch(f"--image-dir {IMAGES}", nodes=NODES)
+    # The Dask image comes with the job (`images`): every node imports it at boot, before the job is ready.
+    job_id = cluster.sbatch(f"--image-dir {IMAGES} --images {IMAGES}/dask.tar", nodes=NODES)
     cluster.wait_status(job_id, "ready", timeout=900)
     yield job_id
     cluster.sh(f"scancel {job_id}", check=False)
@@ -72,6 +73,98 @@ def test_status_shows_handshakes_with_every_peer(cluster, job):
     peers = status["mesh"]
     assert set(peers) == {h.name for h in cluster.plan.compute[1:]}
     assert all(p["latest_handshake"] > 0 and p["rx_bytes"] > 0 for p in peers.values())
+
+
+USES_IMAGE = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: default}}
+spec:
+  nodeName: {node}
+  restartPolicy: Never
+  containers:
+  - {{name: main, image: {image}, imagePullPolicy: Never, command: [sh, -c, "echo ran on $(hostname)"]}}
+"""
+
+
+def _run_on_every_node(cluster, kubectl, prefix: str, image: str, want: str = "Succeeded") -> dict[str, str]:
+    """One pod per node using `image` without any pull (imagePullPolicy: Never): each pod's end state."""
+    names = {f"{prefix}-{h.name}": h.name for h in cluster.plan.compute}
+    pods = "\n---\n".join(USES_IMAGE.format(name=n, node=h, image=image) for n, h in names.items())
+    cluster.sh(f"{kubectl} apply -f - <<'YAML'\n{pods}\nYAML")
+    jsonpath = "{.status.phase}/{.status.containerStatuses[0].state.waiting.reason}"
+    states = _until(f"{prefix} pods", lambda: (got := {n: cluster.sh(f"{kubectl} get pod {n} -o jsonpath='{jsonpath}'")
+                                                       .stdout for n in names})
+                    and all(v.startswith(want) for v in got.values()) and got, seconds=120)
+    cluster.sh(f"{kubectl} delete pod {' '.join(names)} --wait=false")
+    return states
+
+
+def test_load_imports_a_podman_saved_image_into_every_node(cluster, job):
+    kubectl = f"KUBECONFIG={cluster.status(job)['kubeconfig']} kubectl -n default"
+    store = "XDG_DATA_HOME=/tmp/e2e-podman/data XDG_CONFIG_HOME=/tmp/e2e-podman/config"
+    cluster.sh(f"{store} podman load -q -i {IMAGES}/toolbox.tar && "
+               f"{store} podman tag localhost/ksi-multi/toolbox:1 localhost/e2e/loaded:1 localhost/e2e/never:1 && "
+               f"{store} podman save -o ~/e2e-loaded.tar localhost/e2e/loaded:1 && "
+               f"{store} podman save -o ~/e2e-never.tar localhost/e2e/never:1", timeout=300)
+    try:
+        # A file that is not an image archive: one clear error, and the good archive before it is not imported.
+        cluster.sh("echo not an image > ~/e2e-bad.tar")
+        bad = cluster.sh(f"ksi-multi load --job {job} ~/e2e-never.tar ~/e2e-bad.tar", check=False)
+        assert bad.returncode != 0
+        assert "e2e-bad.tar is not an image archive" in bad.stderr and "podman save" in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 2  # the cause and its fix
+        out = cluster.sh(f"ksi-multi load --job {job} ~/e2e-loaded.tar", timeout=600).stdout
+        for h in cluster.plan.compute:
+            assert f"  {h.name}: localhost/e2e/loaded:1 (" in out, out
+        assert f"loaded into {NODES} node(s)" in out
+        ran = _run_on_every_node(cluster, kubectl, "loaded", "localhost/e2e/loaded:1")
+        assert set(ran.values()) == {"Succeeded/"}
+        never = _run_on_every_node(cluster, kubectl, "never", "localhost/e2e/never:1", want="Pending")
+        assert set(never.values()) == {"Pending/ErrImageNeverPull"}
+    finally:
+        cluster.sh(f"rm -rf ~/e2e-loaded.tar ~/e2e-never.tar ~/e2e-bad.tar; {store} podman system reset -f; "
+                   "rm -rf /tmp/e2e-podman", check=False)
+
+
+def test_load_warns_about_latest_and_refuses_a_job_that_is_not_running(cluster, job):
+    store = "XDG_DATA_HOME=/tmp/e2e-podman/data XDG_CONFIG_HOME=/tmp/e2e-podman/config"
+    cluster.sh(f"{store} podman load -q -i {IMAGES}/toolbox.tar && "
+               f"{store} podman tag localhost/ksi-multi/toolbox:1 localhost/e2e/floating && "
+               f"{store} podman save -o ~/e2e-latest.tar localhost/e2e/floating", timeout=300)
+    try:
+        done = cluster.sh(f"ksi-multi load --job {job} ~/e2e-latest.tar", timeout=600)
+        assert "warning: localhost/e2e/floating:latest: Kubernetes always pulls" in done.stdout
+        assert "imagePullPolicy: IfNotPresent" in done.stdout
+        old = cluster.sh("ls ~/.ksi-multi/jobs").stdout.split()
+        stale = next((j for j in old if j != job and json.loads(cluster.job_file(j, "status.json") or "{}")
+                      .get("state") == "stopped"), None)
+        if stale:
+            refused = cluster.sh(f"ksi-multi load --job {stale} ~/e2e-latest.tar", check=False)
+            assert refused.returncode != 0 and f"job {stale} is stopped" in refused.stderr
+    finally:
+        cluster.sh(f"rm -f ~/e2e-latest.tar; {store} podman system reset -f; rm -rf /tmp/e2e-podman", check=False)
+
+
+def test_dask_across_the_nodes_from_the_login_host(cluster, job):
+    """The plain manifests, the image the job imported at boot, a client on the login host via the NodePort."""
+    kubectl = f"KUBECONFIG={cluster.status(job)['kubeconfig']} kubectl -n default"
+    tag = json.loads(cluster.sh(f"cat {IMAGES}/images.json").stdout)["workloads"]["dask"]["tag"]
+    manifest = cluster.sh("ksi-multi manifest dask").stdout
+    assert f"image: {tag}" in manifest
+    cluster.sh(f"ksi-multi manifest dask | {kubectl} apply -f -")
+    try:
+        cluster.sh(f"{kubectl} rollout status deploy/dask-scheduler deploy/dask-worker --timeout=240s", timeout=260)
+        script = cluster.sh("ksi-multi manifest dask --path").stdout.split()
+        groupby = next(p for p in script if p.endswith("groupby.py"))
+        host = cluster.plan.compute[1].address
+        out = cluster.sh(f"python3 {groupby} tcp://{host}:30786 --workers {NODES} --json", timeout=600).stdout
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["correct"] and report["groups"] == 1000 and report["workers"] == NODES, report
+        busy = {node for node, count in report["tasks_per_node"].items() if count > 0}
+        assert len(busy) >= 3 and busy <= {h.name for h in cluster.plan.compute}, report
+    finally:
+        cluster.sh(f"ksi-multi manifest dask | {kubectl} delete -f - --wait=false", check=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,118 @@
+"""Workload images built offline the way the node image is: a Debian root filesystem (plus PyPI where
+Debian has no package), written as a docker-archive that `ksi-multi load` or the `images` key puts on
+every node. They are also the pattern for users who build their own.
+
+dask   Debian trixie: python3 + dask, distributed, numpy, pandas (the versions of the login-node client
+       in the sandbox, which installs the same Debian packages), tini as PID 1.
+spark  Debian trixie: openjdk-21-jre-headless + python3 + pyspark from PyPI (its sdist carries Spark's jars,
+       spark-kubernetes among them) + tini + an entrypoint for the driver/executor roles of Spark's
+       Kubernetes backend. SPARK_HOME is the pyspark package.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from ksi_multi import resources
+from ksi_multi.errors import KsiError
+from ksi_multi.image import archive, debian
+
+WORKLOAD_FILES = "image/workload-files"
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    name: str
+    rootfs: debian.RootfsSpec
+    version_of: str  # the Python distribution whose version tags the image
+    entrypoint: tuple[str, ...]
+    reported: tuple[str, ...]  # versions recorded in images.json and the image's label
+    env: tuple[str, ...] = ()
+    files: tuple[tuple[str, str], ...] = ()  # (path in the image, file in WORKLOAD_FILES), executable
+
+    def tag(self, version: str) -> str:
+        return f"localhost/ksi-multi/{self.name}:{version}"
+
+
+DASK = WorkloadSpec(
+    name="dask", version_of="dask", entrypoint=("/usr/bin/tini", "--"),
+    reported=("python", "dask", "distributed", "numpy", "pandas", "cloudpickle", "msgpack"),
+    env=("PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"),
+    rootfs=debian.RootfsSpec(
+        name="dask", variant="essential", slim=True,
+        packages=("python3", "python3-dask", "python3-distributed", "python3-numpy", "python3-pandas",
+                  "python3-psutil", "python3-lz4", "tini", "ca-certificates", "procps", "netbase", "tzdata")))
+
+PYSPARK = "4.3.0"
+PY4J = "0.10.9.9"  # the version pyspark 4.3 requires
+SPARK_HOME = "/usr/local/lib/python3.13/dist-packages/pyspark"
+SPARK = WorkloadSpec(
+    name="spark", version_of="pyspark", entrypoint=("/opt/ksi-multi/spark-entrypoint.sh",),
+    reported=("python", "pyspark", "py4j"),
+    env=(f"SPARK_HOME={SPARK_HOME}", "JAVA_HOME=/usr/lib/jvm/java-21-openjdk-amd64", "PYSPARK_PYTHON=python3",
+         "PYTHONUNBUFFERED=1"),
+    files=(("/opt/ksi-multi/spark-entrypoint.sh", "spark-entrypoint.sh"),),
+    rootfs=debian.RootfsSpec(
+        name="spark", variant="essential", slim=True, pip=(f"pyspark=={PYSPARK}", f"py4j=={PY4J}"),
+        packages=("openjdk-21-jre-headless", "python3", "python3-pip", "python3-setuptools", "tini", "bash",
+                  "procps", "ca-certificates", "netbase", "tzdata")))
+
+WORKLOADS: dict[str, WorkloadSpec] = {spec.name: spec for spec in (DASK, SPARK)}
+
+
+@dataclass(frozen=True)
+class BuiltWorkload:
+    name: str
+    tag: str
+    archive: Path
+    image_id: str
+    versions: dict[str, str]
+
+
+def names(text: str) -> tuple[str, ...]:
+    """`dask,spark` or `all` -> the workload names, refusing unknown ones."""
+    wanted = tuple(WORKLOADS) if text.strip() == "all" else tuple(w.strip() for w in text.split(",") if w.strip())
+    unknown = [w for w in wanted if w not in WORKLOADS]
+    if unknown:
+        raise KsiError(f"unknown workload image(s): {', '.join(unknown)}",
+                       f"choose from {', '.join(WORKLOADS)} or all")
+    return wanted
+
+
+def python_versions(root: Path) -> dict[str, str]:
+    """Versions of the Python distributions installed in a root filesystem (Debian's and pip's), and of
+    Python itself; Debian's suffixes (+dfsg) dropped."""
+    sites = [str(p) for p in sorted(root.glob("usr/lib/python3*/dist-packages"))
+             + sorted(root.glob("usr/local/lib/python3*/dist-packages"))
+             + sorted(root.glob("opt/*/lib/python3*/site-packages"))]
+    found = {dist.metadata["Name"].lower().replace("_", "-"): dist.version.split("+")[0]
+             for dist in metadata.distributions(path=sites) if dist.metadata["Name"]}
+    py = sorted(p.name for p in root.glob("usr/bin/python3.*") if re.fullmatch(r"python3\.\d+", p.name))
+    if py:
+        found["python"] = py[-1].removeprefix("python")
+    return found
+
+
+def build_one(spec: WorkloadSpec, output: Path, rootfs_cache: Path,
+              echo: Callable[[str], None] = print) -> BuiltWorkload:
+    root = debian.ensure(spec.rootfs, rootfs_cache, echo)
+    versions = python_versions(root)
+    version = versions.get(spec.version_of)
+    if not version:
+        raise KsiError(f"the {spec.name} image's userland has no {spec.version_of} installed ({root})",
+                       f"remove {root} and build again")
+    tag = spec.tag(version)
+    path = output / f"{spec.name}.tar"
+    layers = [archive.Layer(root=root)]
+    if spec.files:
+        layers.append(archive.Layer(files={dest: (resources.path(WORKLOAD_FILES) / src, 0o755) for dest, src in spec.files}))
+    image_id = archive.write(path, tag, layers, archive.ImageConfig(
+        entrypoint=list(spec.entrypoint), cmd=None if spec.files else ["python3"], env=[PATH_ENV, *spec.env],
+        labels={"io.ksi-multi.versions": " ".join(f"{k}={v}" for k, v in sorted(versions.items())
+                                                  if k in spec.reported)}))
+    return BuiltWorkload(spec.name, tag, path, f"sha256:{image_id}", versions)
