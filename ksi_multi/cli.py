@@ -333,9 +333,40 @@ def manifest(name: str | None, show_path: bool) -> None:
     if name not in found:
         raise KsiError(f"no manifests named {name!r}", f"choose one of: {', '.join(found)}")
     if show_path:  # the manifests and the examples next to them
-        click.echo("\n".join(str(f) for f in sorted(found[name].iterdir()) if f.is_file()))
+        click.echo("\n".join(str(f) for f in sorted(found[name].rglob("*")) if f.is_file()))
         return
     click.echo("\n---\n".join(f.read_text().rstrip() for f in sorted(found[name].glob("*.yaml"))))
+
+
+@main.command("spark-defaults")
+@click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
+@click.option("--image", default=None, help="Spark image (default: the one `image build --workloads spark` made)")
+@click.option("--namespace", default="default", show_default=True)
+@config_options
+@friendly_errors
+def spark_defaults(job_id: str | None, image: str | None, namespace: str, **kwargs) -> None:
+    """Print spark-submit properties for a job's cluster, for --properties-file (a regular file).
+
+    ksi-multi spark-defaults > spark.conf; spark-submit --properties-file spark.conf --deploy-mode cluster APP
+    """
+    from ksi_multi import resources, sparkconf
+    from ksi_multi import status as status_mod
+    from ksi_multi.image import index as image_index
+
+    cfg = load_config(kwargs)
+    job = status_mod.find_job(cfg.jobs_path(), job_id)
+    data = status_mod.read(job)
+    if not data.get("kubeconfig"):
+        raise KsiError(f"job {job.job_id} has no kubeconfig yet (state {data['state']})",
+                       f"wait for it: ksi-multi wait-ready --job {job.job_id}")
+    if image is None:
+        built = (image_index.read(cfg.image_dir.expanduser()) or {}).get("workloads", {}).get("spark")
+        if not built:
+            raise KsiError(f"no Spark image in {cfg.image_dir}",
+                           "build it (ksi-multi image build --workloads spark) or pass --image")
+        image = built["tag"]
+    template = resources.path("manifests") / "spark/templates/executor.yaml"
+    click.echo(sparkconf.render(sparkconf.server_of(Path(data["kubeconfig"])), image, template, namespace), nl=False)
 
 
 @main.command()

@@ -44,5 +44,5 @@ def cluster(dist):
 def images(cluster, installed):
     """The node, toolbox and workload images, built offline by the wheel-installed ksi-multi (cold: Go build ~10 min;
     warm: seconds)."""
-    installed.ksi("image", "build", "--output", str(IMAGES), "--workloads", "dask", timeout=3600)
+    installed.ksi("image", "build", "--output", str(IMAGES), "--workloads", "dask,spark", timeout=3600)
     return IMAGES

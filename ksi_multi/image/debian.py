@@ -19,9 +19,11 @@ log = logging.getLogger(__name__)
 
 SUITE = "trixie"
 MIRROR = os.environ.get("KSI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-# Documentation and translations: nobody reads them inside a node or a workload image.
+# Documentation and translations: nobody reads them inside a node or a workload image. Packages that
+# register man pages as alternatives (Java) still need the directory to exist.
 SLIM = ("--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
-        "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*")
+        "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*",
+        '--essential-hook=mkdir -p "$1/usr/share/man/man1"')
 
 
 @dataclass(frozen=True)

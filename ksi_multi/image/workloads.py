@@ -22,6 +22,7 @@ from ksi_multi.errors import KsiError
 from ksi_multi.image import archive, debian
 
 WORKLOAD_FILES = "image/workload-files"
+MANIFESTS = "manifests"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -33,7 +34,7 @@ class WorkloadSpec:
     entrypoint: tuple[str, ...]
     reported: tuple[str, ...]  # versions recorded in images.json and the image's label
     env: tuple[str, ...] = ()
-    files: tuple[tuple[str, str], ...] = ()  # (path in the image, file in WORKLOAD_FILES), executable
+    files: tuple[tuple[str, str], ...] = ()  # (path in the image, "workload-files:NAME" or "manifests:PATH")
 
     def tag(self, version: str) -> str:
         return f"localhost/ksi-multi/{self.name}:{version}"
@@ -56,7 +57,9 @@ SPARK = WorkloadSpec(
     reported=("python", "pyspark", "py4j"),
     env=(f"SPARK_HOME={SPARK_HOME}", "JAVA_HOME=/usr/lib/jvm/java-21-openjdk-amd64", "PYSPARK_PYTHON=python3",
          "PYTHONUNBUFFERED=1"),
-    files=(("/opt/ksi-multi/spark-entrypoint.sh", "spark-entrypoint.sh"),),
+    files=(("/opt/ksi-multi/spark-entrypoint.sh", "workload-files:spark-entrypoint.sh"),
+           ("/opt/ksi-multi/examples/wordcount.py", "manifests:spark/wordcount.py"),
+           ("/opt/ksi-multi/templates/executor.yaml", "manifests:spark/templates/executor.yaml")),
     rootfs=debian.RootfsSpec(
         name="spark", variant="essential", slim=True, pip=(f"pyspark=={PYSPARK}", f"py4j=={PY4J}"),
         packages=("openjdk-21-jre-headless", "python3", "python3-pip", "python3-setuptools", "tini", "bash",
@@ -98,6 +101,11 @@ def python_versions(root: Path) -> dict[str, str]:
     return found
 
 
+def _source(name: str) -> Path:
+    base, _, rel = name.partition(":")
+    return {"workload-files": resources.path(WORKLOAD_FILES), "manifests": resources.path(MANIFESTS)}[base] / rel
+
+
 def build_one(spec: WorkloadSpec, output: Path, rootfs_cache: Path,
               echo: Callable[[str], None] = print) -> BuiltWorkload:
     root = debian.ensure(spec.rootfs, rootfs_cache, echo)
@@ -110,7 +118,7 @@ def build_one(spec: WorkloadSpec, output: Path, rootfs_cache: Path,
     path = output / f"{spec.name}.tar"
     layers = [archive.Layer(root=root)]
     if spec.files:
-        layers.append(archive.Layer(files={dest: (resources.path(WORKLOAD_FILES) / src, 0o755) for dest, src in spec.files}))
+        layers.append(archive.Layer(files={dest: (_source(src), 0o755) for dest, src in spec.files}))
     image_id = archive.write(path, tag, layers, archive.ImageConfig(
         entrypoint=list(spec.entrypoint), cmd=None if spec.files else ["python3"], env=[PATH_ENV, *spec.env],
         labels={"io.ksi-multi.versions": " ".join(f"{k}={v}" for k, v in sorted(versions.items())

@@ -23,7 +23,7 @@ def run_demo(box: Sandbox, nodes: int, cache, echo=print, wheel=None) -> dict:
     started = time.monotonic()
     if not box.alive():
         box.up(SandboxPlan(name=box.name, nodes=nodes), echo=echo, wheel=wheel)
-    build.build(IMAGES, cache, echo=echo)
+    build.build(IMAGES, cache, echo=echo, workload_names=("dask",))
 
     def user(cmd: str, what: str, script: str | None = None) -> str:
         proc = box.exec("login", cmd, capture=True, timeout=900, input=script)
@@ -31,8 +31,9 @@ def run_demo(box: Sandbox, nodes: int, cache, echo=print, wheel=None) -> dict:
             raise KsiError(f"demo: {what} failed: {(proc.stderr or proc.stdout).strip()}")
         return proc.stdout
 
-    echo(f"submitting as the sandbox user: ksi-multi submit -N {nodes} --image-dir {IMAGES}")
-    out = user(f"ksi-multi submit -N {nodes} --image-dir {IMAGES}", "submit")
+    submit = f"ksi-multi submit -N {nodes} --image-dir {IMAGES} --images {IMAGES}/dask.tar"
+    echo(f"submitting as the sandbox user: {submit}")
+    out = user(submit, "submit")
     echo(out.rstrip())
     job = re.search(r"submitted job (\d+)", out).group(1)
     user(f"ksi-multi wait-ready --job {job}", "waiting for the cluster")
@@ -48,6 +49,13 @@ def run_demo(box: Sandbox, nodes: int, cache, echo=print, wheel=None) -> dict:
         if len(ok) != want:
             raise KsiError(f"demo: only {len(ok)} of {want} cross-node fetches succeeded", "see the agent logs")
     data = json.loads(user(f"ksi-multi status --job {job} --json", "status"))
+    echo("\nDask across the nodes: ksi-multi manifest dask | kubectl apply -f -; a client on the login host")
+    user(kube + f"ksi-multi manifest dask | kubectl apply -f - >/dev/null && kubectl scale deploy/dask-worker "
+         f"--replicas={nodes} >/dev/null && kubectl rollout status deploy/dask-scheduler deploy/dask-worker "
+         "--timeout=300s >/dev/null", "starting Dask")
+    scheduler = f"tcp://{data['nodes'][0]['host']}:30786"
+    echo(user(f"python3 $(ksi-multi manifest dask --path | grep groupby.py) {scheduler} --workers {nodes}",
+              "the Dask computation").rstrip())
     echo("")
     for line in status.render(data):
         echo(line)

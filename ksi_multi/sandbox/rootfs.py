@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ksi_multi.image import debian
+from ksi_multi.image import debian, workloads
 from ksi_multi.run import run
 from ksi_multi.sandbox.plan import UID, USER, subid_line
 
@@ -22,6 +22,8 @@ PACKAGES = (
     "python3-pyroute2", "python3-kubernetes", "kubectl",
     # a Dask user's client on the login host: the versions the dask workload image has
     "python3-dask", "python3-distributed", "python3-numpy", "python3-pandas", "python3-lz4",
+    # a Spark user's spark-submit on the login host (pyspark from PyPI, the spark image's version)
+    "openjdk-21-jre-headless", "python3-pip", "python3-setuptools",
     "tini", "procps", "psmisc", "util-linux", "less",
 )
 CONTAINERS_CONF = """\
@@ -44,7 +46,8 @@ def _customise(root: Path) -> None:
     (root / "etc/hostname").unlink(missing_ok=True)
 
 
-SPEC = debian.RootfsSpec(name="sandbox", packages=PACKAGES, revision=2, customise=_customise)
+SPEC = debian.RootfsSpec(name="sandbox", packages=PACKAGES, revision=2, customise=_customise,
+                         pip=(f"pyspark=={workloads.PYSPARK}", f"py4j=={workloads.PY4J}"))
 
 
 def ensure(cache_root: Path, echo=print) -> Path:

@@ -132,3 +132,33 @@ def test_python_versions_read_debian_and_pip_metadata(tmp_path):
         (tmp_path / "usr/bin" / name).write_text("")
     assert workloads.python_versions(tmp_path) == {"dask": "2024.12.1", "pandas": "2.2.3", "pyspark": "4.3.0",
                                                    "python": "3.13"}
+
+
+def test_spark_defaults_point_at_the_jobs_api_server_and_image(tmp_path):
+    from ksi_multi import sparkconf
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("clusters:\n- cluster: {server: 'https://10.0.0.1:6443'}\n  name: ksi\n")
+    text = sparkconf.render(sparkconf.server_of(kubeconfig), "localhost/ksi-multi/spark:4.3.0", tmp_path / "ex.yaml")
+    props = dict(line.split(None, 1) for line in text.splitlines())
+    assert props["spark.master"] == "k8s://https://10.0.0.1:6443"
+    assert props["spark.kubernetes.container.image"] == "localhost/ksi-multi/spark:4.3.0"
+    assert props["spark.kubernetes.container.image.pullPolicy"] == "IfNotPresent"
+    assert props["spark.kubernetes.executor.podTemplateFile"] == str(tmp_path / "ex.yaml")
+    kubeconfig.write_text("not: a kubeconfig\n")
+    with pytest.raises(KsiError, match="cannot read the API server"):
+        sparkconf.server_of(kubeconfig)
+
+
+def test_manifests_parse_and_use_the_images_the_build_tags():
+    import yaml
+
+    from ksi_multi import resources
+
+    dask = list(yaml.safe_load_all((resources.path("manifests") / "dask/dask.yaml").read_text()))
+    images = {c["image"] for d in dask if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {workloads.DASK.tag("2024.12.1")}
+    client = yaml.safe_load((resources.path("manifests") / "spark/examples/client-pod.yaml").read_text())
+    assert client["spec"]["containers"][0]["image"] == workloads.SPARK.tag(workloads.PYSPARK)
+    template = yaml.safe_load((resources.path("manifests") / "spark/templates/executor.yaml").read_text())
+    assert template["spec"]["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
