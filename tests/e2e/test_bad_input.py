@@ -25,6 +25,15 @@ def test_missing_image(cluster, images):
     _fails(cluster, "--image-dir /nonexistent/images", "node: no node image")
 
 
+def test_images_that_are_not_image_archives(cluster, images):
+    cluster.sh("echo not an image > ~/e2e-not-an-image.tar")
+    try:
+        _fails(cluster, f"--image-dir {IMAGES} --images $HOME/e2e-not-an-image.tar",
+               "images: /home/ksiuser/e2e-not-an-image.tar is not an image archive")
+    finally:
+        cluster.sh("rm -f ~/e2e-not-an-image.tar")
+
+
 MEMORY = "/sys/fs/cgroup/memory/ksi-multi/ksiuser"
 BROKEN = {  # what an admin's host may lack: (break it as root, restore it, the message the job must give)
     "missing pasta": ("chmod 0 /usr/bin/pasta /usr/bin/pasta.avx2", "chmod 755 /usr/bin/pasta /usr/bin/pasta.avx2",
