@@ -273,12 +273,7 @@ def kubeconfig(job_id: str | None, **kwargs) -> None:
     from ksi_multi import status as status_mod
 
     cfg = load_config(kwargs)
-    job = status_mod.find_job(cfg.jobs_path(), job_id)
-    data = status_mod.read(job)
-    if not data.get("kubeconfig"):
-        raise KsiError(f"job {job.job_id} has no kubeconfig yet (state {data['state']}, phase {data.get('phase')})",
-                       f"wait for it: ksi-multi status --job {job.job_id}")
-    click.echo(data["kubeconfig"])
+    click.echo(str(status_mod.kubeconfig_of(cfg.jobs_path(), job_id)))
 
 
 @main.command()
@@ -354,11 +349,7 @@ def spark_defaults(job_id: str | None, image: str | None, namespace: str, **kwar
     from ksi_multi.image import index as image_index
 
     cfg = load_config(kwargs)
-    job = status_mod.find_job(cfg.jobs_path(), job_id)
-    data = status_mod.read(job)
-    if not data.get("kubeconfig"):
-        raise KsiError(f"job {job.job_id} has no kubeconfig yet (state {data['state']})",
-                       f"wait for it: ksi-multi wait-ready --job {job.job_id}")
+    kubeconfig = status_mod.kubeconfig_of(cfg.jobs_path(), job_id)
     if image is None:
         built = (image_index.read(cfg.image_dir.expanduser()) or {}).get("workloads", {}).get("spark")
         if not built:
@@ -366,7 +357,7 @@ def spark_defaults(job_id: str | None, image: str | None, namespace: str, **kwar
                            "build it (ksi-multi image build --workloads spark) or pass --image")
         image = built["tag"]
     template = resources.path("manifests") / "spark/templates/executor.yaml"
-    click.echo(sparkconf.render(sparkconf.server_of(Path(data["kubeconfig"])), image, template, namespace), nl=False)
+    click.echo(sparkconf.render(sparkconf.server_of(kubeconfig), image, template, namespace), nl=False)
 
 
 @main.command()

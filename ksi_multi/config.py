@@ -106,6 +106,13 @@ class Config:
 KEYS = {f.name: f for f in fields(Config)}
 
 
+def as_flag(value: Any) -> str:
+    """A value as its --flag takes it (the reverse of the coercion below): lists comma-separated."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 def _coerce(name: str, raw: Any, source: str) -> Any:
     kind = KEYS[name].type
     try:

@@ -79,6 +79,16 @@ def find_job(jobs_dir: Path, job_id: str | None) -> JobDir:
     return JobDir(jobs_dir, latest.name)
 
 
+def kubeconfig_of(jobs_dir: Path, job_id: str | None) -> Path:
+    """The kubeconfig of a job (the latest one without an id); an error until the job has one."""
+    job = find_job(jobs_dir, job_id)
+    data = read(job)
+    if not data.get("kubeconfig"):
+        raise KsiError(f"job {job.job_id} has no kubeconfig yet (state {data['state']}, phase {data.get('phase')})",
+                       f"wait for it: ksi-multi wait-ready --job {job.job_id}")
+    return Path(data["kubeconfig"])
+
+
 def read(job: JobDir) -> dict[str, Any]:
     data = job.read_json(job.status_file)
     if data is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ksi_multi import resources
-from ksi_multi.config import KEYS, Config
+from ksi_multi.config import KEYS, Config, as_flag
 from ksi_multi.errors import KsiError
 from ksi_multi.run import run
 
@@ -22,7 +22,7 @@ def agent_args(config: Config, until: str | None) -> list[str]:
     for name in KEYS:
         value = getattr(config, name)
         if value != getattr(default, name):
-            args += [f"--{name.replace('_', '-')}", str(value)]
+            args += [f"--{name.replace('_', '-')}", as_flag(value)]
     if until:
         args += ["--until", until]
     return args

@@ -168,6 +168,11 @@ def test_dask_across_the_nodes_from_the_login_host(cluster, job):
         cluster.sh(f"ksi-multi manifest dask | {kubectl} delete -f - --wait=false", check=False)
 
 
+# Four executors that fit next to everything else on the sandbox's two cores.
+SMALL_EXECUTORS = ("--conf spark.executor.instances=4 --conf spark.executor.memory=512m "
+                   "--conf spark.kubernetes.executor.request.cores=250m")
+
+
 def _spark_report(cluster, kubectl, driver: str) -> dict:
     lines = cluster.sh(f"{kubectl} logs {driver}").stdout.strip().splitlines()
     return json.loads(next(line for line in reversed(lines) if line.startswith("{")))
@@ -190,8 +195,7 @@ def test_spark_cluster_mode_from_the_login_host(cluster, job):
             f"export KUBECONFIG={cluster.status(job)['kubeconfig']}; "
             "spark-submit --properties-file ~/e2e-spark.conf --deploy-mode cluster "
             "--name wordcount --conf spark.kubernetes.driver.pod.name=wordcount-driver "
-            "--conf spark.executor.instances=4 --conf spark.executor.memory=512m --conf spark.driver.memory=512m "
-            "--conf spark.kubernetes.executor.request.cores=250m --conf spark.kubernetes.driver.request.cores=250m "
+            f"{SMALL_EXECUTORS} --conf spark.driver.memory=512m --conf spark.kubernetes.driver.request.cores=250m "
             "--conf spark.kubernetes.executor.deleteOnTermination=false "
             "local:///opt/ksi-multi/examples/wordcount.py", timeout=900, check=False)
         assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
@@ -218,9 +222,7 @@ def test_spark_client_mode_from_a_pod(cluster, job):
             "--conf spark.kubernetes.container.image.pullPolicy=IfNotPresent "
             "--conf spark.kubernetes.authenticate.driver.serviceAccountName=spark "
             "--conf spark.kubernetes.driver.pod.name=spark-client "
-            "--conf spark.kubernetes.executor.podTemplateFile=/opt/ksi-multi/templates/executor.yaml "
-            "--conf spark.executor.instances=4 --conf spark.executor.memory=512m "
-            "--conf spark.kubernetes.executor.request.cores=250m "
+            f"--conf spark.kubernetes.executor.podTemplateFile=/opt/ksi-multi/templates/executor.yaml {SMALL_EXECUTORS} "
             "/opt/ksi-multi/examples/wordcount.py --lines 200000 2>/dev/null'", timeout=900, check=False)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         report = json.loads(run.stdout.strip().splitlines()[-1])

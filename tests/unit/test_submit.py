@@ -32,3 +32,13 @@ def test_batch_script_is_a_real_slurm_script():
     assert "#SBATCH --ntasks-per-node=1" in text
     assert "#SBATCH --signal=B:TERM@60" in text
     assert 'srun --ntasks-per-node=1 --wait=120 ksi-multi agent "${agent_args[@]}"' in text
+
+
+def test_every_passed_setting_reads_back_as_the_same_config(tmp_path, monkeypatch):
+    """What submit hands the agents must load into the very config the user had (lists included)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = config.load(env={"KSI_IMAGES": "/shared/a.tar,/shared/imgs", "KSI_SCRATCH": "/local", "KSI_MESH_MTU": "1400"})
+    args = submit.agent_args(cfg, None)
+    flags = {args[i].removeprefix("--").replace("-", "_"): args[i + 1] for i in range(0, len(args), 2)}
+    assert flags["images"] == "/shared/a.tar,/shared/imgs"
+    assert config.load(env={}, flags=flags) == cfg
