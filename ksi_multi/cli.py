@@ -163,9 +163,11 @@ def status(job_id: str | None, as_json: bool, **kwargs) -> None:
 @main.command("wait-ready")
 @click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
 @click.option("--timeout", type=float, default=900, show_default=True, help="seconds")
+@click.option("--agents-pid", type=int, default=None, hidden=True,
+              help="the batch script's srun of the agents: stop waiting as soon as it has exited")
 @config_options
 @friendly_errors
-def wait_ready(job_id: str | None, timeout: float, **kwargs) -> None:
+def wait_ready(job_id: str | None, timeout: float, agents_pid: int | None, **kwargs) -> None:
     """Wait until a job's cluster is ready; fail as soon as it failed or stopped."""
     import time
 
@@ -180,19 +182,30 @@ def wait_ready(job_id: str | None, timeout: float, **kwargs) -> None:
         except KsiError:  # the job has not started yet
             if time.monotonic() > deadline:
                 raise
-            time.sleep(1)
-            continue
+            data, job = {}, None
         state = data.get("state")
         if state == "ready":
             click.echo(data["kubeconfig"])
             return
+        where = f"see {job.path}/" if job else "see the job's batch.log"
         if state in ("failed", "stopped"):
             raise KsiError(f"job {job.job_id} {state} before it was ready" + (f": {data['error']}" if data.get("error")
-                                                                                else ""), f"see {job.path}/")
+                                                                                else ""), where)
+        if agents_pid and not _alive(agents_pid):
+            raise KsiError("the agents exited before the cluster was ready", where)
         if time.monotonic() > deadline:
-            raise KsiError(f"job {job.job_id} not ready after {timeout:g} s (state {state}, phase {data.get('phase')})",
-                           f"see {job.path}/")
+            raise KsiError(f"job {job_id or '?'} not ready after {timeout:g} s (state {state}, phase {data.get('phase')})",
+                           where)
         time.sleep(1)
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @main.command()
