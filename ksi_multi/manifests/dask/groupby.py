@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 # Debian's dask has no dask-expr: the classic DataFrame implementation, which says so on import.
-warnings.filterwarnings("ignore", message="Dask dataframe query planning is disabled", category=FutureWarning)
+warnings.filterwarnings("ignore", message=r"\s*Dask dataframe query planning is disabled", category=FutureWarning)
 from dask import dataframe as dd  # noqa: E402
 from dask import delayed  # noqa: E402
 from distributed import Client, get_task_stream  # noqa: E402
