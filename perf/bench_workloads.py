@@ -102,7 +102,8 @@ def one_mesh(box: Sandbox, mesh: str, args, measure_load: bool) -> dict:
             loaded = {"seconds": time.monotonic() - started, "bytes": size}
         sh(box, f"ksi-multi manifest dask | {kube} kubectl apply -f - >/dev/null; "
                 f"ksi-multi manifest spark | {kube} kubectl apply -f - >/dev/null; "
-                f"{kube} kubectl rollout status deploy/dask-worker --timeout=300s >/dev/null", timeout=330)
+                f"{kube} kubectl rollout status deploy/dask-scheduler deploy/dask-worker --timeout=300s >/dev/null",
+                timeout=330)
         before = mesh_bytes(box, job)
         dask = dask_run(box, f"tcp://{HOSTS[1]}:30786", args)
         middle = mesh_bytes(box, job)
