@@ -7,6 +7,7 @@ one srun step on the job's nodes runs `ksi-multi import-images` on each, which i
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +43,7 @@ def load(cfg: Config, job_id: str | None, archives: list[Path], echo: Callable[[
     proc = run(["srun", f"--jobid={job.job_id}", "--overlap", f"--nodes={len(hosts)}", "--ntasks-per-node=1",
                 f"--nodelist={','.join(hosts)}", "--kill-on-bad-exit=0", "--quiet",
                 "ksi-multi", "import-images", f"--job={job.job_id}", *flags, *map(str, archives)],
-               timeout=timeout, check=False)
+               timeout=timeout, check=False, stdin=subprocess.DEVNULL)  # srun would pass our stdin to its tasks
     results = imageload.parse_results(proc.stdout)
     silent = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"srun exited with {proc.returncode}"
     failed = []
