@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,16 +98,25 @@ def expand(entries: list[Path]) -> list[Path]:
     return found
 
 
-def import_into_node(home: PodmanHome, node_name: str, path: Path, timeout: float = 1800) -> tuple[str, ...]:
-    """Import one archive into the node's containerd (Kubernetes' namespace); return what it imported."""
-    with open(path, "rb") as data:
+def import_archives(home: PodmanHome, node_name: str, paths: list[Path], timeout: float = 1800) -> tuple[str, ...]:
+    """Import archives (checked by `inspect` beforehand) into the node's containerd, Kubernetes' namespace;
+    return the image names imported."""
+    names: list[str] = []
+    for path in paths:
         try:
-            proc = home.podman("exec", "-i", node_name, "ctr", "--namespace", "k8s.io", "images", "import", "-",
-                               stdin=data, timeout=timeout)
-        except CommandError as exc:
-            raise KsiError(f"importing {path.name} into {node_name} failed: {exc.cause}",
-                           "check the archive (podman load -i it) and the node (ksi-multi status)") from None
-    return tuple(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("unpacking "))
+            data = open(path, "rb")
+        except OSError as exc:
+            raise KsiError(f"{path}: cannot read it on this host: {exc.strerror}",
+                           "archives must be on storage every node reads (not /tmp)") from None
+        with data:
+            try:
+                proc = home.podman("exec", "-i", node_name, "ctr", "--namespace", "k8s.io", "images", "import", "-",
+                                   stdin=data, timeout=timeout)
+            except CommandError as exc:
+                raise KsiError(f"importing {path.name} into {node_name} failed: {exc.cause}",
+                               "check the archive (podman load -i it) and the node (ksi-multi status)") from None
+        names += [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("unpacking ")]
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -121,18 +129,6 @@ class NodeResult:
     def to_json(self) -> str:
         return json.dumps({"host": self.host, "images": list(self.images), "seconds": round(self.seconds, 2),
                            "error": self.error})
-
-
-def import_all(home: PodmanHome, node_name: str, host: str, paths: list[Path]) -> NodeResult:
-    started = time.monotonic()
-    done: list[str] = []
-    try:
-        for path in paths:
-            inspect(path)
-            done += import_into_node(home, node_name, path)
-    except KsiError as exc:
-        return NodeResult(host, tuple(done), time.monotonic() - started, exc.cause)
-    return NodeResult(host, tuple(done), time.monotonic() - started)
 
 
 RESULT_MARK = "ksi-multi-import: "

@@ -71,4 +71,9 @@ def import_here(cfg: Config, job_id: str, archives: list[Path]) -> imageload.Nod
     name = node.container_name(job_id, host)
     if node.state(home, name) != "running":
         return imageload.NodeResult(host, error=f"job {job_id} has no running node on {host}")
-    return imageload.import_all(home, name, host, archives)
+    started = time.monotonic()
+    try:
+        names = imageload.import_archives(home, name, archives)
+    except KsiError as exc:
+        return imageload.NodeResult(host, seconds=time.monotonic() - started, error=exc.cause)
+    return imageload.NodeResult(host, names, time.monotonic() - started)

@@ -71,9 +71,7 @@ class NodePhase:
     @staticmethod
     def _import(home, spec: node.NodeSpec, archives: list[Path]) -> None:
         started = time.monotonic()
-        names: list[str] = []
-        for path in archives:
-            names += imageload.import_into_node(home, spec.name, path)
+        names = imageload.import_archives(home, spec.name, archives)
         log.info("node: imported %d image(s) from `images` in %.1f s: %s", len(names), time.monotonic() - started,
                  " ".join(names))
 
