@@ -17,9 +17,7 @@ from ksi_multi.config import Config
 from ksi_multi.errors import KsiError
 from ksi_multi.jobhost import job_host
 from ksi_multi.run import run
-
-# What a compute node needs to find this job's podman store, passed on as flags.
-NODE_KEYS = ("jobs_dir", "scratch", "cgroup_parent")
+from ksi_multi.submit import agent_args
 
 
 def load(cfg: Config, job_id: str | None, archives: list[Path], echo: Callable[[str], None] = print,
@@ -38,7 +36,7 @@ def load(cfg: Config, job_id: str | None, archives: list[Path], echo: Callable[[
     hosts = [n["name"] for n in data.get("nodes", []) if not n.get("lost")]
     names = ", ".join(n for info in infos for n in info.names) or "unnamed image(s)"
     echo(f"loading {names} into {len(hosts)} node(s) of job {job.job_id} ...")
-    flags = [f"--{key.replace('_', '-')}={getattr(cfg, key)}" for key in NODE_KEYS if getattr(cfg, key) is not None]
+    flags = agent_args(cfg, None)  # the nodes must find this job's store where its agents put it
     started = time.monotonic()
     proc = run(["srun", f"--jobid={job.job_id}", "--overlap", f"--nodes={len(hosts)}", "--ntasks-per-node=1",
                 f"--nodelist={','.join(hosts)}", "--kill-on-bad-exit=0", "--quiet",
