@@ -46,8 +46,13 @@ def last_json(text: str) -> dict:
     return json.loads(next(line for line in reversed(text.strip().splitlines()) if line.startswith("{")))
 
 
+def example(box: Sandbox, name: str, file: str) -> str:
+    """Where the sandbox user's ksi-multi keeps an example (`ksi-multi manifest NAME --path`)."""
+    return next(p for p in sh(box, f"ksi-multi manifest {name} --path").split() if p.endswith(file))
+
+
 def dask_run(box: Sandbox, scheduler: str, args) -> dict:
-    groupby = next(p for p in sh(box, "ksi-multi manifest dask --path").split() if p.endswith("groupby.py"))
+    groupby = example(box, "dask", "groupby.py")
     started = time.monotonic()
     report = last_json(sh(box, f"python3 {groupby} {scheduler} --workers 4 --json --rows {args.rows} "
                                f"--partitions {args.partitions}", timeout=1800))
@@ -71,7 +76,7 @@ def spark_cluster(box: Sandbox, kube: str, job: str, args) -> dict:
 
 def baseline(box: Sandbox, args) -> dict[str, dict]:
     """The same computations on the login host alone."""
-    groupby = next(p for p in sh(box, "ksi-multi manifest dask --path").split() if p.endswith("groupby.py"))
+    groupby = example(box, "dask", "groupby.py")
     local = ("from distributed import LocalCluster; import subprocess, sys; "
              "c = LocalCluster(n_workers=4, threads_per_worker=2, dashboard_address=None); "
              f"sys.exit(subprocess.call([sys.executable, '{groupby}', c.scheduler_address, '--workers', '4', '--json', "
@@ -79,7 +84,7 @@ def baseline(box: Sandbox, args) -> dict[str, dict]:
     started = time.monotonic()
     dask = last_json(sh(box, f'python3 -c "{local}"', timeout=1800))
     dask["wall"] = time.monotonic() - started
-    wordcount = next(p for p in sh(box, "ksi-multi manifest spark --path").split() if p.endswith("wordcount.py"))
+    wordcount = example(box, "spark", "wordcount.py")
     started = time.monotonic()
     spark = last_json(sh(box, f"spark-submit --master 'local[4]' --driver-memory 2g {wordcount} --lines {args.lines} "
                               f"--partitions {args.partitions} 2>/dev/null", timeout=1800))

@@ -178,7 +178,7 @@ def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
 
 def _workload_index(output: Path, built: list[workloads.BuiltWorkload]) -> dict:
     """Workload images built now, and those built before that are still there."""
-    previous = (image_index.read(output) or {}).get("workloads", {}) if (output / image_index.INDEX).exists() else {}
+    previous = (image_index.read(output) or {}).get("workloads", {})
     kept = {name: entry for name, entry in previous.items() if (output / entry.get("archive", "")).is_file()}
     for w in built:
         kept[w.name] = {"tag": w.tag, "archive": w.archive.name, "id": w.image_id,
