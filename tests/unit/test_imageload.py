@@ -162,3 +162,11 @@ def test_manifests_parse_and_use_the_images_the_build_tags():
     assert client["spec"]["containers"][0]["image"] == workloads.SPARK.tag(workloads.PYSPARK)
     template = yaml.safe_load((resources.path("manifests") / "spark/templates/executor.yaml").read_text())
     assert template["spec"]["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_an_archive_this_host_cannot_read_is_named_before_podman_runs(tmp_path):
+    from ksi_multi.podman import PodmanHome
+
+    with pytest.raises(KsiError) as exc:
+        imageload.import_archives(PodmanHome(tmp_path / "store"), "ksi-1-node01", [tmp_path / "elsewhere.tar"])
+    assert "elsewhere.tar: cannot read it on this host" in exc.value.cause and "not /tmp" in exc.value.fix
