@@ -44,10 +44,12 @@ class AgentContext:
     def on_teardown(self, what: str, fn: Callable[[], Any]) -> None:
         """Register a teardown step; steps run in reverse order and one failing does not stop the rest."""
         def guarded() -> None:
+            started = time.monotonic()
             try:
                 fn()
             except Exception as exc:  # teardown must go on
                 log.error("teardown: %s failed: %s", what, exc)
+            log.debug("teardown: %s: %.1f s", what, time.monotonic() - started)
         self.cleanup.callback(guarded)
 
 

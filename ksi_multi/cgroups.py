@@ -5,7 +5,10 @@ systemd as PID 1 of a rootless node needs a subtree it may write; two systemds m
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import time
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
@@ -39,8 +42,26 @@ class JobCgroup:
         for path in self.paths():
             (path / "cgroup.procs").write_text(f"{os.getpid()}\n")
 
-    def remove(self) -> None:
-        """Remove the subtree bottom-up (systemd inside the node creates sub-cgroups)."""
+    def pids(self) -> set[int]:
+        """Every process in the subtree, in any hierarchy."""
+        pids: set[int] = set()
+        for path in self.paths():
+            for procs in path.rglob("cgroup.procs"):
+                try:
+                    pids |= {int(p) for p in procs.read_text().split()}
+                except FileNotFoundError:
+                    continue
+        return pids
+
+    def remove(self, timeout: float = 5) -> None:
+        """Remove the subtree bottom-up (systemd inside the node creates sub-cgroups). Whatever is still inside
+        is the node's remains (a killed node's processes take a moment to go): it is killed first."""
+        deadline = time.monotonic() + timeout
+        while (pids := self.pids()) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
         for path in self.paths():
             if not path.exists():
                 continue

@@ -42,9 +42,7 @@ def _job_processes(markers: list[str], cgroup: JobCgroup | None) -> set[int]:
     runtime or scratch directory on its command line (ksi-wg, ksi-proxy, conmon, pasta)."""
     pids: set[int] = set()
     if cgroup:
-        for path in cgroup.paths()[:1]:
-            for procs in path.rglob("cgroup.procs"):
-                pids |= {int(p) for p in procs.read_text().split()}
+        pids |= cgroup.pids()
     pids |= processes.naming(markers)
     pids.discard(os.getpid())
     return pids

@@ -34,6 +34,8 @@ def setup_logging(level: str, who: str, file: Path | None = None) -> None:
         h.setFormatter(fmt)
         root.addHandler(h)
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # the API client's own retries are not news
+    # At debug the API client logs whole response bodies: Secrets and join tokens among them.
+    logging.getLogger("kubernetes").setLevel(max(root.level, logging.INFO))
 
 
 def friendly_errors(fn):

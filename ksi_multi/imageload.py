@@ -100,7 +100,8 @@ def expand(entries: list[Path]) -> list[Path]:
 
 def import_archives(home: PodmanHome, node_name: str, paths: list[Path], timeout: float = 1800) -> tuple[str, ...]:
     """Import archives (checked by `inspect` beforehand) into the node's containerd, Kubernetes' namespace;
-    return the image names imported."""
+    return the image names imported. Only the unpacked snapshots stay: the layers' compressed copies would
+    double what every node writes and what its teardown deletes."""
     names: list[str] = []
     for path in paths:
         try:
@@ -110,8 +111,8 @@ def import_archives(home: PodmanHome, node_name: str, paths: list[Path], timeout
                            "archives must be on storage every node reads (not /tmp)") from None
         with data:
             try:
-                proc = home.podman("exec", "-i", node_name, "ctr", "--namespace", "k8s.io", "images", "import", "-",
-                                   stdin=data, timeout=timeout)
+                proc = home.podman("exec", "-i", node_name, "ctr", "--namespace", "k8s.io", "images", "import",
+                                   "--discard-unpacked-layers", "-", stdin=data, timeout=timeout)
             except CommandError as exc:
                 raise KsiError(f"importing {path.name} into {node_name} failed: {exc.cause}",
                                "check the archive (podman load -i it) and the node (ksi-multi status)") from None

@@ -46,8 +46,9 @@ class PodmanHome:
         if not self.base.exists():
             return
         # conmon and the `podman container cleanup` it runs when a container exits may still be at work
-        # for this store: a late one would create the directories again after they are gone.
-        processes.end(processes.naming([self.base, self.runtime]), grace=5)
+        # for this store: a late one would create the directories again after they are gone. The store
+        # goes whole, so they get a moment, not the time to finish.
+        processes.end(processes.naming([self.base, self.runtime]), grace=1)
         try:
             run(["podman", "unshare", "rm", "-rf", str(self.base / "data"), str(self.runtime / "containers")],
                 timeout=300, extra_env=self.env())
