@@ -329,7 +329,7 @@ def cleanup(job_id: str | None, **kwargs) -> None:
 @click.option("--path", "show_path", is_flag=True, help="print where the installed files are instead of their text")
 @friendly_errors
 def manifest(name: str | None, show_path: bool) -> None:
-    """Print the manifests for NAME (dask, spark) to apply with kubectl; without NAME, list them.
+    """Print the manifests for NAME (dask, dask-operator, spark) to apply with kubectl; without NAME, list them.
 
     ksi-multi manifest dask | kubectl apply -f -
     """

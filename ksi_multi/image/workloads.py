@@ -3,7 +3,8 @@ Debian has no package), written as a docker-archive that `ksi-multi load` or the
 every node. They are also the pattern for users who build their own.
 
 dask   Debian trixie: python3 + dask, distributed, numpy, pandas (the versions of the login-node client
-       in the sandbox, which installs the same Debian packages), tini as PID 1.
+       in the sandbox, which installs the same Debian packages), tini as PID 1; also dask-kubernetes from
+       PyPI, so the same image runs the Dask operator (kopf) for KubeCluster.
 spark  Debian trixie: openjdk-21-jre-headless + python3 + pyspark from PyPI (its sdist carries Spark's jars,
        spark-kubernetes among them) + tini + an entrypoint for the driver/executor roles of Spark's
        Kubernetes backend. SPARK_HOME is the pyspark package.
@@ -34,20 +35,34 @@ class WorkloadSpec:
     entrypoint: tuple[str, ...]
     reported: tuple[str, ...]  # versions recorded in images.json and the image's label
     env: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()  # the image's default command (after the entrypoint)
     files: tuple[tuple[str, str], ...] = ()  # (path in the image, "workload-files:NAME" or "manifests:PATH")
 
     def tag(self, version: str) -> str:
         return f"localhost/ksi-multi/{self.name}:{version}"
 
 
+# dask-kubernetes (its operator and KubeCluster) and what Debian does not package; pure Python, so the same
+# files serve the image and the login host. kopf 1.38 is the newest that accepts Debian's click 8.1.
+DASK_KUBERNETES = ("dask-kubernetes==2026.3.0", "kopf==1.38.0", "kr8s==0.20.15", "kubernetes-asyncio==36.1.0",
+                   "pykube-ng==23.6.0", "httpx-ws==0.9.0", "python-jsonpath==2.2.2")
+# Debian's packages for everything else they need.
+DASK_KUBERNETES_DEBIAN = ("python3-kubernetes", "python3-aiohttp", "python3-click", "python3-yaml", "python3-rich",
+                          "python3-httpx", "python3-httpcore", "python3-anyio", "python3-wsproto", "python3-box",
+                          "python3-cachetools", "python3-cryptography", "python3-packaging", "python3-iso8601",
+                          "python3-pythonjsonlogger", "python3-requests", "python3-urllib3", "python3-dateutil",
+                          "python3-six", "python3-certifi", "python3-typing-extensions")
 DASK = WorkloadSpec(
     name="dask", version_of="dask", entrypoint=("/usr/bin/tini", "--"),
-    reported=("python", "dask", "distributed", "numpy", "pandas", "cloudpickle", "msgpack"),
-    env=("PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"),
+    reported=("python", "dask", "distributed", "numpy", "pandas", "cloudpickle", "msgpack", "dask-kubernetes",
+              "kopf"),
+    env=("PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"), cmd=("python3",),
+    files=(("/opt/ksi-multi/install-crds.py", "workload-files:install-crds.py"),),
     rootfs=debian.RootfsSpec(
-        name="dask", variant="essential", slim=True,
+        name="dask", variant="essential", slim=True, pip=DASK_KUBERNETES,
         packages=("python3", "python3-dask", "python3-distributed", "python3-numpy", "python3-pandas",
-                  "python3-psutil", "python3-lz4", "tini", "ca-certificates", "procps", "netbase", "tzdata")))
+                  "python3-psutil", "python3-lz4", "python3-pip", "python3-setuptools", *DASK_KUBERNETES_DEBIAN,
+                  "tini", "ca-certificates", "procps", "netbase", "tzdata")))
 
 PYSPARK = "4.3.0"
 PY4J = "0.10.9.9"  # the version pyspark 4.3 requires
@@ -120,7 +135,7 @@ def build_one(spec: WorkloadSpec, output: Path, rootfs_cache: Path,
     if spec.files:
         layers.append(archive.Layer(files={dest: (_source(src), 0o755) for dest, src in spec.files}))
     image_id = archive.write(path, tag, layers, archive.ImageConfig(
-        entrypoint=list(spec.entrypoint), cmd=None if spec.files else ["python3"], env=[PATH_ENV, *spec.env],
+        entrypoint=list(spec.entrypoint), cmd=list(spec.cmd) or None, env=[PATH_ENV, *spec.env],
         labels={"io.ksi-multi.versions": " ".join(f"{k}={v}" for k, v in sorted(versions.items())
                                                   if k in spec.reported)}))
     return BuiltWorkload(spec.name, tag, path, f"sha256:{image_id}", versions)

@@ -22,6 +22,8 @@ PACKAGES = (
     "python3-pyroute2", "python3-kubernetes", "kubectl",
     # a Dask user's client on the login host: the versions the dask workload image has
     "python3-dask", "python3-distributed", "python3-numpy", "python3-pandas", "python3-lz4",
+    # ... and dask-kubernetes' KubeCluster (PyPI, as in the image), on Debian's packages for the rest
+    *workloads.DASK_KUBERNETES_DEBIAN,
     # a Spark user's spark-submit on the login host (pyspark from PyPI, the spark image's version)
     "openjdk-21-jre-headless", "python3-pip", "python3-setuptools",
     "tini", "procps", "psmisc", "util-linux", "less",
@@ -47,7 +49,7 @@ def _customise(root: Path) -> None:
 
 
 SPEC = debian.RootfsSpec(name="sandbox", packages=PACKAGES, revision=2, customise=_customise,
-                         pip=(f"pyspark=={workloads.PYSPARK}", f"py4j=={workloads.PY4J}"))
+                         pip=(f"pyspark=={workloads.PYSPARK}", f"py4j=={workloads.PY4J}", *workloads.DASK_KUBERNETES))
 
 
 def ensure(cache_root: Path, echo=print) -> Path:

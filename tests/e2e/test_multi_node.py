@@ -170,6 +170,31 @@ def test_dask_across_the_nodes_from_the_login_host(cluster, job):
         cluster.sh(f"ksi-multi manifest dask | {kubectl} delete -f - --wait=false", check=False)
 
 
+def test_dask_kubecluster_through_the_operator_from_the_login_host(cluster, job):
+    """The Dask operator from the image the job imported (its init container installs the CRDs), then
+    dask-kubernetes' KubeCluster on the login host: scheduler and workers made by the operator, the client
+    through a port-forward, the work on at least 3 nodes; closing the cluster removes it."""
+    kubectl = f"KUBECONFIG={cluster.status(job)['kubeconfig']} kubectl"
+    cluster.sh(f"ksi-multi manifest dask-operator | {kubectl} apply -f -")
+    try:
+        cluster.sh(f"{kubectl} -n dask-operator rollout status deploy/dask-operator --timeout=240s", timeout=260)
+        crds = cluster.sh(f"{kubectl} get crd -o name").stdout
+        assert "daskclusters.kubernetes.dask.org" in crds and "daskjobs.kubernetes.dask.org" in crds, crds
+        script = next(p for p in cluster.sh("ksi-multi manifest dask-operator --path").stdout.split()
+                      if p.endswith("kubecluster.py"))
+        env = f"KUBECONFIG={cluster.status(job)['kubeconfig']}"
+        out = cluster.sh(f"{env} python3 {script} --workers {NODES} --json", timeout=600).stdout
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["correct"] and report["groups"] == 1000 and report["workers"] == NODES, report
+        busy = {node for node, count in report["tasks_per_node"].items() if count > 0}
+        assert len(busy) >= 3 and busy <= {h.name for h in cluster.plan.compute}, report
+        left = cluster.sh(f"{kubectl} get daskclusters -A -o name").stdout.strip()
+        assert not left, f"KubeCluster left {left}"
+    finally:
+        cluster.sh(f"{kubectl} delete daskclusters --all -A --wait=false", check=False)
+        cluster.sh(f"ksi-multi manifest dask-operator | {kubectl} delete -f - --wait=false", check=False)
+
+
 @pytest.fixture(scope="module")
 def outside(cluster, job):
     """A server on the login host (outside the cluster) and a client pod on a worker, with the egress tools."""

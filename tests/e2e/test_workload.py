@@ -30,16 +30,20 @@ def test_workload_sees_the_cluster_and_its_exit_status_is_the_jobs(cluster, imag
 
 def test_dask_and_spark_as_the_workload_of_a_4_node_job(cluster, images):
     """The workload images come with the job (`images`); Dask from the batch host, Spark in cluster mode from
-    the batch host (executors spread over >= 3 nodes); the job's exit status is the workload's."""
+    the batch host and in client mode from a pod (executors spread over >= 3 nodes each time); the job's exit
+    status is the workload's."""
     cluster.sh(f"cp {REPO}/tests/e2e/workloads_job.sh ~/e2e-batch.sh")  # the shared home: every host reads it
     out = cluster.sh(f"KSI_IMAGE_DIR={IMAGES} ksi-multi submit -N {NODES} --images {IMAGES}/dask.tar,{IMAGES}/spark.tar "
                      "-- bash $HOME/e2e-batch.sh $HOME/e2e-batch").stdout
     job = re.search(r"submitted job (\d+)", out).group(1)
     state = cluster.wait_job(job, timeout=1500)
-    reports = {kind: cluster.sh(f"cat ~/e2e-batch.{kind}", check=False).stdout for kind in ("dask", "spark")}
+    reports = {kind: cluster.sh(f"cat ~/e2e-batch.{kind}", check=False).stdout
+               for kind in ("dask", "spark", "spark-client")}
     cluster.sh("rm -f ~/e2e-batch.*")
     assert state == "COMPLETED", (reports, cluster.job_log(job))
     assert "ExitCode=0:0" in cluster.sh(f"scontrol show job {job} -o", root=True).stdout
     dask, spark = json.loads(reports["dask"]), json.loads(reports["spark"])
     assert dask["correct"] and len([n for n, c in dask["tasks_per_node"].items() if c]) >= 3, dask
     assert spark["correct"] and spark["words"] == 1_200_000 and len(spark["tasks_per_node"]) >= 3, spark
+    client = json.loads(reports["spark-client"])
+    assert client["correct"] and client["words"] == 1_200_000 and len(client["tasks_per_node"]) >= 3, client

@@ -160,8 +160,17 @@ def test_manifests_parse_and_use_the_images_the_build_tags():
     assert images == {workloads.DASK.tag("2024.12.1")}
     client = yaml.safe_load((resources.path("manifests") / "spark/examples/client-pod.yaml").read_text())
     assert client["spec"]["containers"][0]["image"] == workloads.SPARK.tag(workloads.PYSPARK)
+    env = {e["name"]: e.get("value") for e in client["spec"]["containers"][0]["env"]}
+    assert env["SPARK_IMAGE"] == workloads.SPARK.tag(workloads.PYSPARK)
     template = yaml.safe_load((resources.path("manifests") / "spark/templates/executor.yaml").read_text())
     assert template["spec"]["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    operator = list(yaml.safe_load_all((resources.path("manifests") / "dask-operator/operator.yaml").read_text()))
+    pod = next(d for d in operator if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert {c["image"] for c in pod["initContainers"] + pod["containers"]} == {workloads.DASK.tag("2024.12.1")}
+    installer = pod["initContainers"][0]["command"][-1]
+    assert installer in dict(workloads.DASK.files), "the init container runs a file the image has"
+    example = (resources.path("manifests") / "dask-operator/kubecluster.py").read_text()
+    assert f'IMAGE = "{workloads.DASK.tag("2024.12.1")}"' in example
 
 
 def test_an_archive_this_host_cannot_read_is_named_before_podman_runs(tmp_path):
