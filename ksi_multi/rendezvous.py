@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
 import urllib.error
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 AUTH_HEADER = "X-Ksi-Auth"
 CLOCK_SKEW = 300  # seconds a signature stays valid
 MAX_BODY = 1 << 20
+# Anyone on the network can connect: connections are bounded in number (per peer and in all) and in time,
+# so neither idle nor slow senders can exhaust rank 0's threads and memory or lock the ranks out.
+MAX_CONNECTIONS = 64
+MAX_CONNECTIONS_PER_PEER = 8
+CONNECTION_DEADLINE = 10.0  # seconds a connection may stay open, request and reply included
 REPORTED = ("proxy", "nodeports")  # node fields an agent may report about its own node
 
 
@@ -189,9 +195,38 @@ def _check_member(body: Any, size: int) -> str | None:
     return None
 
 
+class _CappedReader:
+    """A connection's input, ending (as if the peer had closed) after `limit` bytes: headers and body of
+    every request on it together (http.server alone would take 100 header lines of 64 KiB each)."""
+
+    def __init__(self, raw, limit: int) -> None:
+        self._raw, self._left = raw, limit
+
+    def _take(self, read, size: int | None) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = read(self._left if size is None or size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._take(self._raw.readline, size)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._take(self._raw.read, size)
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: RendezvousServer
     protocol_version = "HTTP/1.1"
+    timeout = CONNECTION_DEADLINE  # for each read; the server bounds the whole connection
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = _CappedReader(self.rfile, MAX_BODY + (64 << 10))
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("rendezvous %s: " + fmt, self.client_address[0], *args)
@@ -223,12 +258,24 @@ class _Handler(BaseHTTPRequestHandler):
         rank = int(params["rank"]) if params.get("rank", "").isdigit() else None
         self._reply(*self.server.state.membership(rank))
 
+    def _refuse(self, status: int, error: str) -> None:
+        log.warning("rendezvous: refused a request from %s: %s", self.client_address[0], error)
+        self.close_connection = True
+        self._reply(status, {"error": error})
+
     def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not (text.isascii() and text.isdigit()):
+            self._refuse(400, "Content-Length must be a number of bytes")
+            return
+        length = int(text)
         if length > MAX_BODY:
-            self._reply(413, {"error": "body too large"})
+            self._refuse(413, "body too large")
             return
         body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            return
         if not self._authorised(body):
             return
         handlers = {"/v1/register": self.server.state.register, "/v1/lost": self.server.state.report_lost,
@@ -238,14 +285,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             data = json.loads(body or b"null")
-        except json.JSONDecodeError:
-            self._reply(400, {"error": "body is not JSON"})
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self._refuse(400, "body is not JSON")
             return
         self._reply(*handlers[self.path](data))
 
 
 class RendezvousServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of connections is accepted (and refused or served), not dropped
 
     def __init__(self, address: str, port: int, secret: str, state: Rendezvous) -> None:
         self.secret = secret
@@ -256,6 +304,39 @@ class RendezvousServer(ThreadingHTTPServer):
             raise KsiError(f"cannot listen for the rendezvous on {address}:{port}: {exc.strerror}",
                            "choose another rendezvous_port, or 0 to pick a free one") from None
         self._thread = threading.Thread(target=self.serve_forever, name="rendezvous", daemon=True)
+        self._open: dict[socket.socket, tuple[str, float]] = {}  # connection -> (peer, opened at)
+        self._open_lock = threading.Lock()
+
+    def verify_request(self, request, client_address) -> bool:
+        peer = client_address[0]
+        with self._open_lock:
+            from_peer = sum(1 for p, _ in self._open.values() if p == peer)
+            if len(self._open) < MAX_CONNECTIONS and from_peer < MAX_CONNECTIONS_PER_PEER:
+                self._open[request] = (peer, time.monotonic())
+                return True
+        log.warning("rendezvous: refused a connection from %s: %d open from it, %d in all", peer, from_peer,
+                    len(self._open))
+        return False
+
+    def shutdown_request(self, request) -> None:
+        with self._open_lock:
+            self._open.pop(request, None)
+        super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """Called by serve_forever between polls: cut connections that outlived their deadline (a slow
+        sender's handler then sees the end of its input and returns)."""
+        expired = time.monotonic() - CONNECTION_DEADLINE
+        with self._open_lock:
+            late = [(sock, peer) for sock, (peer, opened) in self._open.items() if opened < expired]
+            for sock, _ in late:
+                del self._open[sock]
+        for sock, peer in late:
+            log.warning("rendezvous: closed a connection from %s after %g s", peer, CONNECTION_DEADLINE)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def port(self) -> int:
