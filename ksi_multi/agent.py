@@ -118,7 +118,7 @@ def _report_timings(ctx: AgentContext) -> None:
         return
     log.info("timings: %s", ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     if ctx.slurm.is_coordinator:
-        write_json(ctx.job.path / "timings.json", {k: round(v, 3) for k, v in timings.items()})
+        write_json(ctx.job.timings_file, {k: round(v, 3) for k, v in timings.items()})
 
 
 def run(ctx: AgentContext, phases: list[str]) -> None:
