@@ -7,11 +7,14 @@ the network and an agent knows the answers come from its own job's coordinator.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -96,7 +99,7 @@ class Rendezvous:
             return problem
         rank = body["rank"]
         with self.changed:
-            self.lost.setdefault(rank, str(body.get("reason") or "lost")[:500])
+            self.lost.setdefault(rank, printable(body.get("reason") or "lost"))
             self.changed.notify_all()
         return 200, {"lost": rank}
 
@@ -163,9 +166,10 @@ def _reported_fields(fields: Any) -> bool:
     if not isinstance(fields, dict) or not fields or set(fields) - set(REPORTED):
         return False
     proxy, ports = fields.get("proxy", ""), fields.get("nodeports", {})
-    return (isinstance(proxy, str) and len(proxy) <= 500 and isinstance(ports, dict) and len(ports) <= 4096
-            and all(isinstance(p, str) and p.isdigit() and len(p) <= 5 and isinstance(v, str) and len(v) <= 300
-                    for p, v in ports.items()))
+    return (isinstance(proxy, str) and len(proxy) <= 500 and proxy.isprintable() and isinstance(ports, dict)
+            and len(ports) <= 4096
+            and all(isinstance(p, str) and p.isascii() and p.isdigit() and len(p) <= 5 and isinstance(v, str)
+                    and len(v) <= 300 and v.isprintable() for p, v in ports.items()))
 
 
 def _check_sender(body: Any, expected: Sequence[str]) -> tuple[int, dict[str, Any]] | None:
@@ -178,21 +182,56 @@ def _check_sender(body: Any, expected: Sequence[str]) -> tuple[int, dict[str, An
     return None
 
 
+HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+MEMBER_FIELDS = {"rank", "hostname", "address", "info"}
+INFO_FIELDS = {"mesh_key", "mesh_port"}  # what a node publishes for the mesh; they end up in WireGuard's config
+
+
+def _is_mesh_key(value: Any) -> bool:
+    """A WireGuard public key: 32 bytes in base64, nothing else (no room for a newline or another setting)."""
+    if not isinstance(value, str) or len(value) != 44:
+        return False
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _is_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
 def _check_member(body: Any, size: int) -> str | None:
+    """Why a registration is malformed, or None. Every field is checked here, at the server: what passes
+    reaches other nodes' mesh configuration."""
     if not isinstance(body, dict):
         return "body must be a JSON object"
+    if set(body) - MEMBER_FIELDS:
+        return f"unknown fields; a registration has {', '.join(sorted(MEMBER_FIELDS))}"
     rank, host, address = body.get("rank"), body.get("hostname"), body.get("address")
     if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < size:
         return f"rank must be a whole number from 0 to {size - 1}"
-    if not isinstance(host, str) or not host:
-        return "hostname must be a non-empty string"
+    if not isinstance(host, str) or not HOSTNAME.fullmatch(host):
+        return "hostname must be a host name (letters, digits, dots, dashes; at most 253)"
     try:
         ipaddress.ip_address(address)
     except (TypeError, ValueError):
         return "address must be an IP address"
-    if not isinstance(body.get("info", {}), dict):
+    info = body.get("info", {})
+    if not isinstance(info, dict):
         return "info must be an object"
+    if set(info) - INFO_FIELDS:
+        return f"unknown info fields; info has {', '.join(sorted(INFO_FIELDS))}"
+    if "mesh_key" in info and not (info["mesh_key"] == "" or _is_mesh_key(info["mesh_key"])):
+        return "mesh_key must be a WireGuard public key (32 bytes, base64)"
+    if "mesh_port" in info and not _is_port(info["mesh_port"]):
+        return "mesh_port must be a port number (1-65535)"
     return None
+
+
+def printable(text: Any, limit: int = 500) -> str:
+    """Text from the network as it may go into logs and status.json: one line, no control characters."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))[:limit]
 
 
 class _CappedReader:
