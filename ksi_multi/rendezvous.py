@@ -15,6 +15,7 @@ import ipaddress
 import json
 import logging
 import re
+import secrets
 import socket
 import threading
 import time
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 AUTH_HEADER = "X-Ksi-Auth"
 CLOCK_SKEW = 300  # seconds a signature stays valid
+NONCE = re.compile(r"[0-9a-f]{32}")
 MAX_BODY = 1 << 20
 # Anyone on the network can connect: connections are bounded in number (per peer and in all) and in time,
 # so neither idle nor slow senders can exhaust rank 0's threads and memory or lock the ranks out.
@@ -39,24 +41,43 @@ CONNECTION_DEADLINE = 10.0  # seconds a connection may stay open, request and re
 REPORTED = ("proxy", "nodeports")  # node fields an agent may report about its own node
 
 
-def sign(secret: str, method: str, path: str, body: bytes, ts: int | None = None) -> str:
+def sign(secret: str, method: str, path: str, body: bytes, ts: int | None = None, nonce: str | None = None) -> str:
+    """`ts:nonce:mac`. A request's nonce is fresh (the server accepts it once); a reply carries the nonce of
+    the request it answers, so it cannot be passed off as the answer to another one."""
     ts = int(time.time()) if ts is None else ts
-    mac = hmac.new(secret.encode(), f"{ts}\n{method}\n{path}\n".encode() + body, hashlib.sha256)
-    return f"{ts}:{mac.hexdigest()}"
+    nonce = secrets.token_hex(16) if nonce is None else nonce
+    mac = hmac.new(secret.encode(), f"{ts}\n{nonce}\n{method}\n{path}\n".encode() + body, hashlib.sha256)
+    return f"{ts}:{nonce}:{mac.hexdigest()}"
 
 
-def verify(secret: str, header: str | None, method: str, path: str, body: bytes, now: float | None = None) -> bool:
-    if not header or ":" not in header:
-        return False
-    ts_text, _, _ = header.partition(":")
-    try:
-        ts = int(ts_text)
-    except ValueError:
-        return False
+def nonce_of(header: str | None) -> str:
+    parts = (header or "").split(":")
+    return parts[1] if len(parts) == 3 else ""
+
+
+def check(secret: str, header: str | None, method: str, path: str, body: bytes, now: float | None = None,
+          nonce: str | None = None) -> str | None:
+    """Why a signature is not this job's for this message (None: it is)."""
+    if not header:
+        return "no job signature"
+    parts = header.split(":")
+    if len(parts) != 3 or not parts[0].isascii() or not parts[0].isdigit() or not NONCE.fullmatch(parts[1]):
+        return "a malformed job signature"
+    ts, their_nonce, _ = int(parts[0]), parts[1], parts[2]
+    if nonce is not None and their_nonce != nonce:
+        return "a signature made for another request"
+    if not hmac.compare_digest(sign(secret, method, path, body, ts, their_nonce), header):
+        return "a wrong job signature"
     now = time.time() if now is None else now
     if abs(now - ts) > CLOCK_SKEW:
-        return False
-    return hmac.compare_digest(sign(secret, method, path, body, ts), header)
+        return (f"a signature {now - ts:+.0f} s off this host's clock (more than {CLOCK_SKEW} s): "
+                "the hosts' clocks disagree (check NTP)")
+    return None
+
+
+def verify(secret: str, header: str | None, method: str, path: str, body: bytes, now: float | None = None,
+           nonce: str | None = None) -> bool:
+    return check(secret, header, method, path, body, now, nonce) is None
 
 
 class Rendezvous:
@@ -182,7 +203,7 @@ def _check_sender(body: Any, expected: Sequence[str]) -> tuple[int, dict[str, An
     return None
 
 
-HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
 MEMBER_FIELDS = {"rank", "hostname", "address", "info"}
 INFO_FIELDS = {"mesh_key", "mesh_port"}  # what a node publishes for the mesh; they end up in WireGuard's config
 
@@ -275,15 +296,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        self.send_header(AUTH_HEADER, sign(self.server.secret, "REPLY", self.path, body))
+        self.send_header(AUTH_HEADER, sign(self.server.secret, "REPLY", self.path, body,
+                                           nonce=nonce_of(self.headers.get(AUTH_HEADER)) or "0" * 32))
         self.end_headers()
         self.wfile.write(body)
 
     def _authorised(self, body: bytes) -> bool:
-        if verify(self.server.secret, self.headers.get(AUTH_HEADER), self.command, self.path, body):
+        header = self.headers.get(AUTH_HEADER)
+        problem = check(self.server.secret, header, self.command, self.path, body)
+        if problem is None and not self.server.first_use(nonce_of(header)):
+            problem = "a replayed request"
+        if problem is None:
             return True
-        log.warning("rendezvous: rejected a request from %s with a missing or wrong signature", self.client_address[0])
-        self._reply(401, {"error": "missing or wrong job signature"})
+        log.warning("rendezvous: rejected a request from %s with %s", self.client_address[0], problem)
+        self._reply(401, {"error": f"the request has {problem}"})
         return False
 
     def do_GET(self) -> None:  # noqa: N802
@@ -345,6 +371,18 @@ class RendezvousServer(ThreadingHTTPServer):
         self._thread = threading.Thread(target=self.serve_forever, name="rendezvous", daemon=True)
         self._open: dict[socket.socket, tuple[str, float]] = {}  # connection -> (peer, opened at)
         self._open_lock = threading.Lock()
+        self._seen: dict[str, float] = {}  # nonce of every request accepted within the signature window
+
+    def first_use(self, nonce: str) -> bool:
+        """Whether a correctly signed request's nonce is new; remembered as long as its signature is valid."""
+        now = time.monotonic()
+        with self._open_lock:
+            if len(self._seen) > 10_000:
+                self._seen = {n: t for n, t in self._seen.items() if now - t < 2 * CLOCK_SKEW}
+            if nonce in self._seen:
+                return False
+            self._seen[nonce] = now
+            return True
 
     def verify_request(self, request, client_address) -> bool:
         peer = client_address[0]
@@ -405,18 +443,24 @@ class RendezvousClient:
         """One signed request; returns (status, body). Raises OSError when the server is unreachable."""
         body = b"" if data is None else json.dumps(data).encode()
         req = urllib.request.Request(self.base + path, data=body if method == "POST" else None, method=method)
-        req.add_header(AUTH_HEADER, sign(self.secret, method, path, body))
+        header = sign(self.secret, method, path, body)
+        req.add_header(AUTH_HEADER, header)
         if method == "POST":
             req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=self.request_timeout) as resp:
-                status, raw, header = resp.status, resp.read(), resp.headers.get(AUTH_HEADER)
+                status, raw, answer = resp.status, resp.read(), resp.headers.get(AUTH_HEADER)
         except urllib.error.HTTPError as err:
-            status, raw, header = err.code, err.read(), err.headers.get(AUTH_HEADER)
-        if not verify(self.secret, header, "REPLY", path, raw):
-            raise RendezvousError(f"the rendezvous at {self.where} answered without this job's signature",
+            status, raw, answer = err.code, err.read(), err.headers.get(AUTH_HEADER)
+        reply = json.loads(raw or b"{}") if raw.startswith(b"{") else {}
+        problem = check(self.secret, answer, "REPLY", path, raw, nonce=nonce_of(header))
+        if problem:
+            if status == 401 and "clock" in str(reply.get("error", "")):
+                raise RendezvousError(f"the rendezvous at {self.where} refused this host's requests: {reply['error']}",
+                                      "synchronise the hosts' clocks (NTP), then start the job again")
+            raise RendezvousError(f"the rendezvous at {self.where} answered with {problem}",
                                   "another process answers on that port; start the job again")
-        return status, json.loads(raw or b"{}")
+        return status, reply
 
     def _until(self, deadline: float, attempt: Callable[[], Any]) -> Any:
         last = "no answer"
