@@ -46,6 +46,7 @@ class JobDir:
     kubeconfig_file = property(lambda self: self.path / "kubeconfig")
     join_file = property(lambda self: self.path / "join.json")
     timings_file = property(lambda self: self.path / "timings.json")
+    config_file = property(lambda self: self.path / "config.yaml")  # the job's effective configuration
 
     def log_file(self, hostname: str) -> Path:
         return self.path / f"agent-{hostname}.log"
