@@ -272,7 +272,8 @@ def submit(nodes: int, time_limit: str | None, partition: str | None, account: s
                                account=account, until=until, workload=list(workload))
     job_dir = cfg.jobs_path() / job_id
     click.echo(f"submitted job {job_id} on {nodes} node(s)")
-    click.echo(f"  status:     ksi-multi status --job {job_id}")
+    elsewhere = "" if cfg.jobs_path() == configuration.Config().jobs_path() else f" --jobs-dir {cfg.jobs_path()}"
+    click.echo(f"  status:     ksi-multi status --job {job_id}{elsewhere}")
     click.echo(f"  kubeconfig: {job_dir / 'kubeconfig'} (once ready)")
     click.echo(f"  logs:       {job_dir}/")
 
