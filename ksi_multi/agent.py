@@ -79,17 +79,24 @@ def plan(until: str | None) -> list[str]:
     return list(PHASES[: PHASES.index(until) + 1]) if until else list(PHASES)
 
 
-def _raise_on_signal(signum: int, _frame: Any) -> None:
-    raise Terminated(signal.Signals(signum).name)
-
-
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _hold_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _raise_on_signal(signum: int, _frame: Any) -> None:
+    # The first stop signal starts the teardown; the next ones (scancel and the batch script each send
+    # one) must not interrupt it, not even before the teardown begins.
+    _hold_stop_signals()
+    raise Terminated(signal.Signals(signum).name)
 
 
 def _teardown(ctx: AgentContext) -> None:
     """Undo every phase in reverse order; a second signal must not cut this short."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+    _hold_stop_signals()
     started = time.monotonic()
     log.info("teardown: start")
     ctx.cleanup.close()
@@ -111,7 +118,7 @@ def _report_timings(ctx: AgentContext) -> None:
         return
     log.info("timings: %s", ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     if ctx.slurm.is_coordinator:
-        write_json(ctx.job.path / "timings.json", {k: round(v, 3) for k, v in timings.items()})
+        write_json(ctx.job.timings_file, {k: round(v, 3) for k, v in timings.items()})
 
 
 def run(ctx: AgentContext, phases: list[str]) -> None:

@@ -132,15 +132,23 @@ def this_job(job_id: str | None) -> str:
 
 @main.command()
 @click.option("--job", "job_id", default=None, help="job id (default: $SLURM_JOB_ID)")
+@click.option("--until", "until", default=None, metavar="PHASE", help="checked here; the agents stop after it")
 @config_options
 @friendly_errors
-def prepare(job_id: str | None, **kwargs) -> None:
-    """Create the job directory and a fresh per-job secret (the batch script runs this once)."""
-    from ksi_multi.jobdir import JobDir
+def prepare(job_id: str | None, until: str | None, **kwargs) -> None:
+    """Create the job directory, a fresh per-job secret and the job's configuration (config.yaml: the file,
+    KSI_* and the agent's flags, merged once) that every later step of the batch script reads with --config.
+    The batch script runs this once, with the agent's arguments."""
+    import yaml
+
+    from ksi_multi import agent as agent_mod
+    from ksi_multi.jobdir import JobDir, write_private
 
     cfg = load_config(kwargs)
+    agent_mod.plan(until)
     job = JobDir(cfg.jobs_path(), this_job(job_id))
     job.prepare()
+    write_private(job.config_file, yaml.safe_dump(configuration.as_data(cfg), sort_keys=True))
     click.echo(str(job.path))
 
 
@@ -264,7 +272,8 @@ def submit(nodes: int, time_limit: str | None, partition: str | None, account: s
                                account=account, until=until, workload=list(workload))
     job_dir = cfg.jobs_path() / job_id
     click.echo(f"submitted job {job_id} on {nodes} node(s)")
-    click.echo(f"  status:     ksi-multi status --job {job_id}")
+    elsewhere = "" if cfg.jobs_path() == configuration.Config().jobs_path() else f" --jobs-dir {cfg.jobs_path()}"
+    click.echo(f"  status:     ksi-multi status --job {job_id}{elsewhere}")
     click.echo(f"  kubeconfig: {job_dir / 'kubeconfig'} (once ready)")
     click.echo(f"  logs:       {job_dir}/")
 

@@ -113,6 +113,21 @@ def as_flag(value: Any) -> str:
     return str(value)
 
 
+def as_data(config: Config) -> dict[str, Any]:
+    """Every key's value as YAML writes it and `load` reads it back to the same Config."""
+    out: dict[str, Any] = {}
+    for name in KEYS:
+        value = getattr(config, name)
+        if isinstance(value, tuple):
+            value = [str(v.expanduser()) for v in value]
+        elif isinstance(value, Path):
+            value = str(value.expanduser())
+        elif value is None:
+            value = ""
+        out[name] = value
+    return out
+
+
 def _coerce(name: str, raw: Any, source: str) -> Any:
     kind = KEYS[name].type
     try:

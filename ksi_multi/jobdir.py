@@ -44,6 +44,9 @@ class JobDir:
     endpoint_file = property(lambda self: self.path / "rendezvous.json")
     status_file = property(lambda self: self.path / "status.json")
     kubeconfig_file = property(lambda self: self.path / "kubeconfig")
+    join_file = property(lambda self: self.path / "join.json")
+    timings_file = property(lambda self: self.path / "timings.json")
+    config_file = property(lambda self: self.path / "config.yaml")  # the job's effective configuration
 
     def log_file(self, hostname: str) -> Path:
         return self.path / f"agent-{hostname}.log"
@@ -63,9 +66,11 @@ class JobDir:
         os.chmod(self.path, 0o700)
 
     def prepare(self) -> None:
-        """Fresh state for a job: directory, a new secret, no endpoint or status left from a requeue."""
+        """Fresh state for a job: directory, a new secret, nothing left from an earlier run of a requeued job
+        (its endpoint, status, join material, kubeconfig, timings) for the new run's agents to mistake."""
         self.create()
-        for stale in (self.endpoint_file, self.status_file):
+        for stale in (self.endpoint_file, self.status_file, self.join_file, self.kubeconfig_file,
+                      self.timings_file):
             stale.unlink(missing_ok=True)
         write_private(self.secret_file, secrets.token_hex(SECRET_BYTES))
 

@@ -7,11 +7,16 @@ the network and an agent knows the answers come from its own job's coordinator.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import re
+import secrets
+import socket
 import threading
 import time
 import urllib.error
@@ -26,28 +31,53 @@ log = logging.getLogger(__name__)
 
 AUTH_HEADER = "X-Ksi-Auth"
 CLOCK_SKEW = 300  # seconds a signature stays valid
+NONCE = re.compile(r"[0-9a-f]{32}")
 MAX_BODY = 1 << 20
+# Anyone on the network can connect: connections are bounded in number (per peer and in all) and in time,
+# so neither idle nor slow senders can exhaust rank 0's threads and memory or lock the ranks out.
+MAX_CONNECTIONS = 64
+MAX_CONNECTIONS_PER_PEER = 8
+CONNECTION_DEADLINE = 10.0  # seconds a connection may stay open, request and reply included
 REPORTED = ("proxy", "nodeports")  # node fields an agent may report about its own node
 
 
-def sign(secret: str, method: str, path: str, body: bytes, ts: int | None = None) -> str:
+def sign(secret: str, method: str, path: str, body: bytes, ts: int | None = None, nonce: str | None = None) -> str:
+    """`ts:nonce:mac`. A request's nonce is fresh (the server accepts it once); a reply carries the nonce of
+    the request it answers, so it cannot be passed off as the answer to another one."""
     ts = int(time.time()) if ts is None else ts
-    mac = hmac.new(secret.encode(), f"{ts}\n{method}\n{path}\n".encode() + body, hashlib.sha256)
-    return f"{ts}:{mac.hexdigest()}"
+    nonce = secrets.token_hex(16) if nonce is None else nonce
+    mac = hmac.new(secret.encode(), f"{ts}\n{nonce}\n{method}\n{path}\n".encode() + body, hashlib.sha256)
+    return f"{ts}:{nonce}:{mac.hexdigest()}"
 
 
-def verify(secret: str, header: str | None, method: str, path: str, body: bytes, now: float | None = None) -> bool:
-    if not header or ":" not in header:
-        return False
-    ts_text, _, _ = header.partition(":")
-    try:
-        ts = int(ts_text)
-    except ValueError:
-        return False
+def nonce_of(header: str | None) -> str:
+    parts = (header or "").split(":")
+    return parts[1] if len(parts) == 3 else ""
+
+
+def check(secret: str, header: str | None, method: str, path: str, body: bytes, now: float | None = None,
+          nonce: str | None = None) -> str | None:
+    """Why a signature is not this job's for this message (None: it is)."""
+    if not header:
+        return "no job signature"
+    parts = header.split(":")
+    if len(parts) != 3 or not parts[0].isascii() or not parts[0].isdigit() or not NONCE.fullmatch(parts[1]):
+        return "a malformed job signature"
+    ts, their_nonce, _ = int(parts[0]), parts[1], parts[2]
+    if nonce is not None and their_nonce != nonce:
+        return "a signature made for another request"
+    if not hmac.compare_digest(sign(secret, method, path, body, ts, their_nonce), header):
+        return "a wrong job signature"
     now = time.time() if now is None else now
     if abs(now - ts) > CLOCK_SKEW:
-        return False
-    return hmac.compare_digest(sign(secret, method, path, body, ts), header)
+        return (f"a signature {now - ts:+.0f} s off this host's clock (more than {CLOCK_SKEW} s): "
+                "the hosts' clocks disagree (check NTP)")
+    return None
+
+
+def verify(secret: str, header: str | None, method: str, path: str, body: bytes, now: float | None = None,
+           nonce: str | None = None) -> bool:
+    return check(secret, header, method, path, body, now, nonce) is None
 
 
 class Rendezvous:
@@ -90,7 +120,7 @@ class Rendezvous:
             return problem
         rank = body["rank"]
         with self.changed:
-            self.lost.setdefault(rank, str(body.get("reason") or "lost")[:500])
+            self.lost.setdefault(rank, printable(body.get("reason") or "lost"))
             self.changed.notify_all()
         return 200, {"lost": rank}
 
@@ -157,9 +187,10 @@ def _reported_fields(fields: Any) -> bool:
     if not isinstance(fields, dict) or not fields or set(fields) - set(REPORTED):
         return False
     proxy, ports = fields.get("proxy", ""), fields.get("nodeports", {})
-    return (isinstance(proxy, str) and len(proxy) <= 500 and isinstance(ports, dict) and len(ports) <= 4096
-            and all(isinstance(p, str) and p.isdigit() and len(p) <= 5 and isinstance(v, str) and len(v) <= 300
-                    for p, v in ports.items()))
+    return (isinstance(proxy, str) and len(proxy) <= 500 and proxy.isprintable() and isinstance(ports, dict)
+            and len(ports) <= 4096
+            and all(isinstance(p, str) and p.isascii() and p.isdigit() and len(p) <= 5 and isinstance(v, str)
+                    and len(v) <= 300 and v.isprintable() for p, v in ports.items()))
 
 
 def _check_sender(body: Any, expected: Sequence[str]) -> tuple[int, dict[str, Any]] | None:
@@ -172,26 +203,90 @@ def _check_sender(body: Any, expected: Sequence[str]) -> tuple[int, dict[str, An
     return None
 
 
+HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+MEMBER_FIELDS = {"rank", "hostname", "address", "info"}
+INFO_FIELDS = {"mesh_key", "mesh_port"}  # what a node publishes for the mesh; they end up in WireGuard's config
+
+
+def _is_mesh_key(value: Any) -> bool:
+    """A WireGuard public key: 32 bytes in base64, nothing else (no room for a newline or another setting)."""
+    if not isinstance(value, str) or len(value) != 44:
+        return False
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _is_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
 def _check_member(body: Any, size: int) -> str | None:
+    """Why a registration is malformed, or None. Every field is checked here, at the server: what passes
+    reaches other nodes' mesh configuration."""
     if not isinstance(body, dict):
         return "body must be a JSON object"
+    if set(body) - MEMBER_FIELDS:
+        return f"unknown fields; a registration has {', '.join(sorted(MEMBER_FIELDS))}"
     rank, host, address = body.get("rank"), body.get("hostname"), body.get("address")
     if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < size:
         return f"rank must be a whole number from 0 to {size - 1}"
-    if not isinstance(host, str) or not host:
-        return "hostname must be a non-empty string"
+    if not isinstance(host, str) or not HOSTNAME.fullmatch(host):
+        return "hostname must be a host name (letters, digits, dots, dashes; at most 253)"
     try:
         ipaddress.ip_address(address)
     except (TypeError, ValueError):
         return "address must be an IP address"
-    if not isinstance(body.get("info", {}), dict):
+    info = body.get("info", {})
+    if not isinstance(info, dict):
         return "info must be an object"
+    if set(info) - INFO_FIELDS:
+        return f"unknown info fields; info has {', '.join(sorted(INFO_FIELDS))}"
+    if "mesh_key" in info and not (info["mesh_key"] == "" or _is_mesh_key(info["mesh_key"])):
+        return "mesh_key must be a WireGuard public key (32 bytes, base64)"
+    if "mesh_port" in info and not _is_port(info["mesh_port"]):
+        return "mesh_port must be a port number (1-65535)"
     return None
+
+
+def printable(text: Any, limit: int = 500) -> str:
+    """Text from the network as it may go into logs and status.json: one line, no control characters."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))[:limit]
+
+
+class _CappedReader:
+    """A connection's input, ending (as if the peer had closed) after `limit` bytes: headers and body of
+    every request on it together (http.server alone would take 100 header lines of 64 KiB each)."""
+
+    def __init__(self, raw, limit: int) -> None:
+        self._raw, self._left = raw, limit
+
+    def _take(self, read, size: int | None) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = read(self._left if size is None or size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._take(self._raw.readline, size)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._take(self._raw.read, size)
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: RendezvousServer
     protocol_version = "HTTP/1.1"
+    timeout = CONNECTION_DEADLINE  # for each read; the server bounds the whole connection
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = _CappedReader(self.rfile, MAX_BODY + (64 << 10))
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("rendezvous %s: " + fmt, self.client_address[0], *args)
@@ -201,15 +296,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        self.send_header(AUTH_HEADER, sign(self.server.secret, "REPLY", self.path, body))
+        self.send_header(AUTH_HEADER, sign(self.server.secret, "REPLY", self.path, body,
+                                           nonce=nonce_of(self.headers.get(AUTH_HEADER)) or "0" * 32))
         self.end_headers()
         self.wfile.write(body)
 
     def _authorised(self, body: bytes) -> bool:
-        if verify(self.server.secret, self.headers.get(AUTH_HEADER), self.command, self.path, body):
+        header = self.headers.get(AUTH_HEADER)
+        problem = check(self.server.secret, header, self.command, self.path, body)
+        if problem is None and not self.server.first_use(nonce_of(header)):
+            problem = "a replayed request"
+        if problem is None:
             return True
-        log.warning("rendezvous: rejected a request from %s with a missing or wrong signature", self.client_address[0])
-        self._reply(401, {"error": "missing or wrong job signature"})
+        log.warning("rendezvous: rejected a request from %s with %s", self.client_address[0], problem)
+        self._reply(401, {"error": f"the request has {problem}"})
         return False
 
     def do_GET(self) -> None:  # noqa: N802
@@ -223,12 +323,24 @@ class _Handler(BaseHTTPRequestHandler):
         rank = int(params["rank"]) if params.get("rank", "").isdigit() else None
         self._reply(*self.server.state.membership(rank))
 
+    def _refuse(self, status: int, error: str) -> None:
+        log.warning("rendezvous: refused a request from %s: %s", self.client_address[0], error)
+        self.close_connection = True
+        self._reply(status, {"error": error})
+
     def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not (text.isascii() and text.isdigit()):
+            self._refuse(400, "Content-Length must be a number of bytes")
+            return
+        length = int(text)
         if length > MAX_BODY:
-            self._reply(413, {"error": "body too large"})
+            self._refuse(413, "body too large")
             return
         body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            return
         if not self._authorised(body):
             return
         handlers = {"/v1/register": self.server.state.register, "/v1/lost": self.server.state.report_lost,
@@ -238,14 +350,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             data = json.loads(body or b"null")
-        except json.JSONDecodeError:
-            self._reply(400, {"error": "body is not JSON"})
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self._refuse(400, "body is not JSON")
             return
         self._reply(*handlers[self.path](data))
 
 
 class RendezvousServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of connections is accepted (and refused or served), not dropped
 
     def __init__(self, address: str, port: int, secret: str, state: Rendezvous) -> None:
         self.secret = secret
@@ -256,6 +369,51 @@ class RendezvousServer(ThreadingHTTPServer):
             raise KsiError(f"cannot listen for the rendezvous on {address}:{port}: {exc.strerror}",
                            "choose another rendezvous_port, or 0 to pick a free one") from None
         self._thread = threading.Thread(target=self.serve_forever, name="rendezvous", daemon=True)
+        self._open: dict[socket.socket, tuple[str, float]] = {}  # connection -> (peer, opened at)
+        self._open_lock = threading.Lock()
+        self._seen: dict[str, float] = {}  # nonce of every request accepted within the signature window
+
+    def first_use(self, nonce: str) -> bool:
+        """Whether a correctly signed request's nonce is new; remembered as long as its signature is valid."""
+        now = time.monotonic()
+        with self._open_lock:
+            if len(self._seen) > 10_000:
+                self._seen = {n: t for n, t in self._seen.items() if now - t < 2 * CLOCK_SKEW}
+            if nonce in self._seen:
+                return False
+            self._seen[nonce] = now
+            return True
+
+    def verify_request(self, request, client_address) -> bool:
+        peer = client_address[0]
+        with self._open_lock:
+            from_peer = sum(1 for p, _ in self._open.values() if p == peer)
+            if len(self._open) < MAX_CONNECTIONS and from_peer < MAX_CONNECTIONS_PER_PEER:
+                self._open[request] = (peer, time.monotonic())
+                return True
+        log.warning("rendezvous: refused a connection from %s: %d open from it, %d in all", peer, from_peer,
+                    len(self._open))
+        return False
+
+    def shutdown_request(self, request) -> None:
+        with self._open_lock:
+            self._open.pop(request, None)
+        super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """Called by serve_forever between polls: cut connections that outlived their deadline (a slow
+        sender's handler then sees the end of its input and returns)."""
+        expired = time.monotonic() - CONNECTION_DEADLINE
+        with self._open_lock:
+            late = [(sock, peer) for sock, (peer, opened) in self._open.items() if opened < expired]
+            for sock, _ in late:
+                del self._open[sock]
+        for sock, peer in late:
+            log.warning("rendezvous: closed a connection from %s after %g s", peer, CONNECTION_DEADLINE)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def port(self) -> int:
@@ -285,18 +443,24 @@ class RendezvousClient:
         """One signed request; returns (status, body). Raises OSError when the server is unreachable."""
         body = b"" if data is None else json.dumps(data).encode()
         req = urllib.request.Request(self.base + path, data=body if method == "POST" else None, method=method)
-        req.add_header(AUTH_HEADER, sign(self.secret, method, path, body))
+        header = sign(self.secret, method, path, body)
+        req.add_header(AUTH_HEADER, header)
         if method == "POST":
             req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=self.request_timeout) as resp:
-                status, raw, header = resp.status, resp.read(), resp.headers.get(AUTH_HEADER)
+                status, raw, answer = resp.status, resp.read(), resp.headers.get(AUTH_HEADER)
         except urllib.error.HTTPError as err:
-            status, raw, header = err.code, err.read(), err.headers.get(AUTH_HEADER)
-        if not verify(self.secret, header, "REPLY", path, raw):
-            raise RendezvousError(f"the rendezvous at {self.where} answered without this job's signature",
+            status, raw, answer = err.code, err.read(), err.headers.get(AUTH_HEADER)
+        reply = json.loads(raw or b"{}") if raw.startswith(b"{") else {}
+        problem = check(self.secret, answer, "REPLY", path, raw, nonce=nonce_of(header))
+        if problem:
+            if status == 401 and "clock" in str(reply.get("error", "")):
+                raise RendezvousError(f"the rendezvous at {self.where} refused this host's requests: {reply['error']}",
+                                      "synchronise the hosts' clocks (NTP), then start the job again")
+            raise RendezvousError(f"the rendezvous at {self.where} answered with {problem}",
                                   "another process answers on that port; start the job again")
-        return status, json.loads(raw or b"{}")
+        return status, reply
 
     def _until(self, deadline: float, attempt: Callable[[], Any]) -> Any:
         last = "no answer"

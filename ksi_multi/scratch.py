@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pwd
+import stat
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
@@ -57,6 +59,36 @@ def job_scratch(base: Path, job_id: str) -> Path:
 def runtime_dir(job_id: str) -> Path:
     """Short per-job directory for sockets (a unix socket path must stay under 108 bytes)."""
     return Path("/tmp") / f"ksi-{os.getuid()}-{job_id}"
+
+
+def ensure_private(base: Path, path: Path) -> None:
+    """Make `path` and the directories between `base` and it 0700 directories of this user, or check that the
+    existing ones are. Their names are predictable and `base` (/tmp) is shared: a directory another user made
+    first, or a link put there, is refused before anything of the job is written through it."""
+    current = base
+    for part in path.relative_to(base).parts:
+        current = current / part
+        try:
+            os.mkdir(current, 0o700)
+        except FileExistsError:
+            pass
+        info = os.lstat(current)
+        if not stat.S_ISDIR(info.st_mode):
+            kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a directory"
+            raise KsiError(f"{current} is {kind}, owned by {_user(info.st_uid)}: refusing to write the job there",
+                           "remove it if it is yours; else ask an admin, or set scratch to a directory only you write")
+        if info.st_uid != os.getuid():
+            raise KsiError(f"{current} belongs to {_user(info.st_uid)}, not to you: refusing to write the job there",
+                           f"ask {_user(info.st_uid)} or an admin to remove it, or set scratch elsewhere")
+        if info.st_mode & 0o077:
+            os.chmod(current, 0o700)
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def remove(job_dir: Path) -> None:

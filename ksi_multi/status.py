@@ -22,11 +22,12 @@ STATES = ("starting", "ready", "failed", "stopped")
 
 
 class StatusFile:
-    """Kept by rank 0; every change is written atomically."""
+    """Kept by rank 0; every change is written atomically. Several threads change it (the phases, the
+    rendezvous, the NodePort follower): each change reads and writes under one lock, so none undoes another."""
 
     def __init__(self, path: Path, job_id: str) -> None:
         self.path = path
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.data: dict[str, Any] = {"job_id": job_id, "state": "starting", "phase": None, "error": None,
                                      "nodes": [], "kubeconfig": None, "timings": {}, "updated": None}
 
@@ -40,28 +41,29 @@ class StatusFile:
 
     def update_if_changed(self, **changes: Any) -> None:
         with self.lock:
-            if all(self.data.get(k) == v for k, v in changes.items()):
-                return
-        self.update(**changes)
+            if any(self.data.get(k) != v for k, v in changes.items()):
+                self.update(**changes)
 
     def set_members(self, members: list[dict[str, Any]]) -> None:
-        known = {n["rank"]: n for n in self.data["nodes"]}
-        nodes = []
-        for m in sorted(members, key=lambda m: m["rank"]):
-            node = known.get(m["rank"], {"mesh_ip": None, "ready": False, "lost": None})
-            node.update({"name": m["hostname"], "host": m["address"], "rank": m["rank"]})
-            nodes.append(node)
-        self.update(nodes=nodes)
+        with self.lock:
+            known = {n["rank"]: n for n in self.data["nodes"]}
+            nodes = []
+            for m in sorted(members, key=lambda m: m["rank"]):
+                node = dict(known.get(m["rank"], {"mesh_ip": None, "ready": False, "lost": None}))
+                node.update({"name": m["hostname"], "host": m["address"], "rank": m["rank"]})
+                nodes.append(node)
+            self.update(nodes=nodes)
 
     def set_node_fields(self, fields: dict[str, dict[str, Any]]) -> None:
         """Merge new fields into the nodes named (node name -> fields); write only when something differs."""
         with self.lock:
             nodes = [{**n, **fields.get(n["name"], {})} for n in self.data["nodes"]]
-        if nodes != self.data["nodes"]:
-            self.update(nodes=nodes)
+            if nodes != self.data["nodes"]:
+                self.update(nodes=nodes)
 
     def timing(self, phase: str, seconds: float) -> None:
-        self.update(timings={**self.data["timings"], phase: round(seconds, 3)})
+        with self.lock:
+            self.update(timings={**self.data["timings"], phase: round(seconds, 3)})
 
 
 def find_job(jobs_dir: Path, job_id: str | None) -> JobDir:

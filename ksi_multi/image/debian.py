@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
-from ksi_multi.image import pypi
+from ksi_multi.image import cachelock, pypi
 from ksi_multi.run import run
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,13 @@ def ensure(spec: RootfsSpec, cache_root: Path, echo: Callable[[str], None] = log
     root = spec.path(cache_root)
     if (root / ".complete").exists():
         return root
+    with cachelock.building(root, echo):
+        if (root / ".complete").exists():  # built meanwhile by the holder of the lock
+            return root
+        return _build(spec, root, cache_root, echo)
+
+
+def _build(spec: RootfsSpec, root: Path, cache_root: Path, echo: Callable[[str], None]) -> Path:
     cmd = builder(spec)
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

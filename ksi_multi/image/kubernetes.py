@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ksi_multi import resources
 from ksi_multi.errors import KsiError
-from ksi_multi.image import golang
+from ksi_multi.image import cachelock, golang
 from ksi_multi.run import run
 
 RECIPE = "image/k8s"
@@ -72,6 +72,13 @@ def ensure(version: str, cache_root: Path, echo: Callable[[str], None] = print) 
     bin_dir = out / "bin"
     if (out / ".complete").exists():
         return Binaries(bin_dir, _versions(out / "versions.env"))
+    with cachelock.building(out, echo):
+        if not (out / ".complete").exists():
+            _build(series, exact, out, cache_root, echo)
+    return Binaries(bin_dir, _versions(out / "versions.env"))
+
+
+def _build(series: str, exact: str, out: Path, cache_root: Path, echo: Callable[[str], None]) -> None:
     golang.require("Kubernetes")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -90,4 +97,3 @@ def ensure(version: str, cache_root: Path, echo: Callable[[str], None] = print) 
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
     echo(f"Kubernetes binaries ready in {time.monotonic() - started:.0f} s")
-    return Binaries(bin_dir, _versions(out / "versions.env"))

@@ -46,8 +46,8 @@ class ClusterPhase:
         if ctx.slurm.node_count > 1:
             command = home.podman("exec", node.name, "kubeadm", "token", "create", "--ttl", "2h",
                                   "--print-join-command", *ADMIN).stdout
-            write_json(ctx.job.path / "join.json", kubeadm.parse_join_command(command))  # 0600, never logged
-            ctx.on_teardown("remove the join material", lambda: (ctx.job.path / "join.json").unlink(missing_ok=True))
+            write_json(ctx.job.join_file, kubeadm.parse_join_command(command))  # 0600, never logged
+            ctx.on_teardown("remove the join material", lambda: ctx.job.join_file.unlink(missing_ok=True))
         admin = home.podman("exec", node.name, "cat", "/etc/kubernetes/admin.conf").stdout
         write_private(ctx.job.kubeconfig_file, kubeadm.user_kubeconfig(admin, plan))
         ctx.status.update(kubeconfig=str(ctx.job.kubeconfig_file))
@@ -55,7 +55,7 @@ class ClusterPhase:
 
     def _join(self, ctx) -> None:
         deadline = time.monotonic() + ctx.config.ready_timeout
-        join_file = ctx.job.path / "join.json"
+        join_file = ctx.job.join_file
         while (join := ctx.job.read_json(join_file)) is None:
             if time.monotonic() > deadline:
                 raise KsiError(f"{ctx.slurm.hostname}: rank 0 ({ctx.slurm.coordinator_host}) published no join "

@@ -24,6 +24,8 @@ class NodePhase:
         scratch.check_local(scratch.base_dir(cfg.scratch))
         archives = self._user_images(cfg.images)
         here = job_host(cfg, slurm.job_id)
+        scratch.ensure_private(scratch.base_dir(cfg.scratch), here.scratch)
+        scratch.ensure_private(here.podman.runtime.parent, here.podman.runtime)
         ctx.on_teardown("remove the job's scratch directory", lambda: scratch.remove(here.scratch))
         home = here.podman
         ctx.on_teardown("remove the job's podman store", home.remove)

@@ -47,7 +47,8 @@ class WireGuardMesh:
         if not self.binary.exists():
             raise KsiError(f"the mesh helper {self.binary} does not exist",
                            "build the images again (ksi-multi image build) so that ksi-wg is next to them")
-        fd = os.open(self.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.key.unlink(missing_ok=True)  # a second run of the job writes a fresh key, never through a link
+        fd = os.open(self.key, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(output([str(self.binary), "genkey"]) + "\n")
         return {"mesh_key": output([str(self.binary), "pubkey"], input=self.key.read_text())}

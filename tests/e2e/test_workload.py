@@ -13,19 +13,24 @@ pytestmark = pytest.mark.sandbox
 
 
 def test_workload_sees_the_cluster_and_its_exit_status_is_the_jobs(cluster, images):
-    out = cluster.sh(f"ksi-multi submit -N 1 --image-dir {IMAGES} -- "
+    """Also: settings given to submit reach every step of the batch script (a jobs_dir of its own here: the
+    workload starts only if wait-ready looks there)."""
+    out = cluster.sh(f"ksi-multi submit -N 1 --image-dir {IMAGES} --jobs-dir ~/e2e-jobs -- "
                      "bash -c 'kubectl get nodes --no-headers > ~/workload.out; exit 3'").stdout
     job = re.search(r"submitted job (\d+)", out).group(1)
-    assert f".ksi-multi/jobs/{job}/kubeconfig" in out
+    assert f"e2e-jobs/{job}/kubeconfig" in out
     assert cluster.wait_job(job, timeout=600) == "FAILED"
     assert "ExitCode=3:0" in cluster.sh(f"scontrol show job {job} -o", root=True).stdout
     assert " Ready " in cluster.sh("cat ~/workload.out; rm -f ~/workload.out").stdout
-    host = cluster.status(job)["nodes"][0]["name"]
+    status = lambda: json.loads(cluster.sh(f"cat ~/e2e-jobs/{job}/status.json").stdout)  # noqa: E731
+    host = status()["nodes"][0]["name"]
     deadline = time.monotonic() + 15
     while cluster.leftovers(host, job) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert cluster.leftovers(host, job) == []
-    assert cluster.status(job)["state"] == "stopped"
+    assert status()["state"] == "stopped"
+    assert "jobs_dir: /home/ksiuser/e2e-jobs" in cluster.sh(f"cat ~/e2e-jobs/{job}/config.yaml").stdout
+    cluster.sh("rm -rf ~/e2e-jobs")
 
 
 def test_dask_and_spark_as_the_workload_of_a_4_node_job(cluster, images):

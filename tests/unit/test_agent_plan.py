@@ -18,3 +18,35 @@ def test_unknown_phase():
 def test_every_phase_has_its_implementation():
     assert agent.plan(None) == list(agent.PHASES)
     assert set(agent.registry()) == set(agent.PHASES)
+
+
+AGENT_WITH_A_SLOW_TEARDOWN = """
+import contextlib, sys, time
+from ksi_multi import agent
+
+class Wait:
+    name = "wait"
+    def execute(self, ctx):
+        ctx.on_teardown("slow step", lambda: (time.sleep(0.5), open(sys.argv[1], "w").write("torn down")))
+        print("holding", flush=True)
+        time.sleep(60)
+
+agent.registry = lambda: {"wait": Wait}
+agent.run(agent.AgentContext(config=None, slurm=None, job=None, address="", cleanup=contextlib.ExitStack()), ["wait"])
+"""
+
+
+@pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGTERM", "SIGINT", "SIGHUP", "SIGTERM")])
+def test_stop_signals_in_a_burst_do_not_cut_the_teardown_short(tmp_path, signals):
+    import signal
+    import subprocess
+    import sys
+
+    done = tmp_path / "done"
+    proc = subprocess.Popen([sys.executable, "-c", AGENT_WITH_A_SLOW_TEARDOWN, str(done)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    for name in signals:
+        proc.send_signal(getattr(signal, name))
+    assert proc.wait(timeout=120) == 0  # bounds a hang; a busy disk can stall the file write for seconds
+    assert done.read_text() == "torn down"

@@ -98,3 +98,19 @@ def test_cli_reports_one_clear_line_and_exit_2(tmp_path, monkeypatch):
 def test_jobs_dir_expands_home(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert config.load(env={}).jobs_path() == Path(tmp_path) / ".ksi-multi" / "jobs"
+
+
+def test_the_jobs_configuration_file_reads_back_to_the_same_configuration(tmp_path):
+    """prepare writes the merged configuration once; every later step of the job reads it with --config."""
+    import yaml
+
+    merged = config.load(env={}, flags={"jobs_dir": str(tmp_path / "jobs"), "scratch": str(tmp_path / "scratch"),
+                                        "images": f"{tmp_path}/a.tar,{tmp_path}/b.tar", "mesh_port": 51999,
+                                        "rendezvous_timeout": 42.5})
+    written = tmp_path / "config.yaml"
+    written.write_text(yaml.safe_dump(config.as_data(merged)))
+    read_back = config.load(written, env={})
+    assert config.as_data(read_back) == config.as_data(merged)
+    assert read_back.scratch == tmp_path / "scratch" and read_back.mesh_port == 51999
+    assert read_back.images == (tmp_path / "a.tar", tmp_path / "b.tar")
+    assert config.as_data(read_back) != config.as_data(config.load(env={}))

@@ -19,9 +19,13 @@ def test_prepare_makes_private_dir_and_fresh_secret(tmp_path):
     assert mode(job.secret_file) == 0o600
     first = job.read_secret()
     assert len(first) == 64
-    write_json(job.endpoint_file, {"port": 1})
+    earlier_run = (job.endpoint_file, job.status_file, job.join_file, job.kubeconfig_file, job.timings_file)
+    for path in earlier_run:
+        write_json(path, {"from": "the run before a requeue"})
+    job.log_file("node01").write_text("kept: the history of the job\n")
     job.prepare()
-    assert not job.endpoint_file.exists()
+    assert [p.name for p in earlier_run if p.exists()] == []
+    assert job.log_file("node01").exists()
     assert job.read_secret() != first
 
 

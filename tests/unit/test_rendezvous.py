@@ -65,7 +65,7 @@ def test_everyone_registers_and_sees_the_same_membership(server):
 def test_wrong_secret_is_rejected(server):
     status, _ = client(server).request("GET", "/v1/members")
     assert status == 200
-    with pytest.raises(RendezvousError, match="without this job's signature"):
+    with pytest.raises(RendezvousError, match="answered with a wrong job signature"):
         client(server, secret="wrong").register(member(1), soon(1))
     assert server.state.members == {}
 
@@ -77,6 +77,41 @@ def test_missing_signature_gets_401(server):
         urllib.request.urlopen(req, timeout=5)
     assert err.value.code == 401
     assert server.state.members == {}
+
+
+def _post(server, path, body: bytes, header: str):
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", method="POST", data=body,
+                                 headers={AUTH_HEADER: header, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read()), resp.headers.get(AUTH_HEADER)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()), err.headers.get(AUTH_HEADER)
+
+
+def test_a_recorded_request_is_accepted_once(server):
+    body = json.dumps(member(1)).encode()
+    header = sign(SECRET, "POST", "/v1/register", body)
+    assert _post(server, "/v1/register", body, header)[0] == 200
+    status, reply, _ = _post(server, "/v1/register", body, header)
+    assert status == 401 and "replayed" in reply["error"]
+
+
+def test_a_reply_is_bound_to_its_request():
+    body = b'{"registered": 1}'
+    reply = sign(SECRET, "REPLY", "/v1/register", body, nonce="a" * 32)
+    assert verify(SECRET, reply, "REPLY", "/v1/register", body, nonce="a" * 32)
+    assert not verify(SECRET, reply, "REPLY", "/v1/register", body, nonce="b" * 32)
+
+
+def test_a_skewed_clock_is_named_as_such(server):
+    body = json.dumps(member(1)).encode()
+    status, reply, _ = _post(server, "/v1/register", body, sign(SECRET, "POST", "/v1/register", body,
+                                                                 ts=int(time.time()) - 900))
+    assert status == 401 and "off this host's clock" in reply["error"] and "NTP" in reply["error"]
+    status, reply, _ = _post(server, "/v1/register", body, sign("wrong", "POST", "/v1/register", body,
+                                                                 ts=int(time.time()) - 900))
+    assert status == 401 and "clock" not in reply["error"], "without the secret, nothing about the clock"
 
 
 def test_duplicate_registration_is_idempotent_conflict_is_refused(server):

@@ -49,3 +49,40 @@ def test_node_fields_merge_by_name_and_unknown_names_are_ignored(tmp_path):
     st.set_node_fields({"n2": {"lost": "its agent reports: gone", "ready": False}, "n9": {"ready": True}})
     nodes = json.loads((tmp_path / "status.json").read_text())["nodes"]
     assert [(n["name"], n["lost"]) for n in nodes] == [("n1", None), ("n2", "its agent reports: gone")]
+
+
+def test_concurrent_changes_from_two_threads_are_never_lost(tmp_path, monkeypatch):
+    """rank 0's wait phase and its NodePort follower change status.json at once: no update may undo another."""
+    import sys
+    import threading
+    import time
+
+    write = StatusFile.update
+
+    def slow_write(self, **changes):  # widens the moment between deciding a change and writing it
+        time.sleep(0.0005)
+        write(self, **changes)
+
+    monkeypatch.setattr(StatusFile, "update", slow_write)
+
+    status = StatusFile(tmp_path / "status.json", "9")
+    status.set_members([{"rank": r, "hostname": f"node0{r + 1}", "address": f"10.0.0.{r + 1}"} for r in range(2)])
+
+    def bump(node: str, phase: str) -> None:
+        for i in range(300):
+            status.set_node_fields({node: {"count": i}})
+            status.timing(f"{phase}{i % 7}", i)
+
+    threads = [threading.Thread(target=bump, args=(f"node0{r + 1}", f"p{r}-")) for r in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: interleavings a busy host produces
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert [n["count"] for n in status.data["nodes"]] == [299, 299]
+    assert len(status.data["timings"]) == 14
+    assert json.loads((tmp_path / "status.json").read_text())["nodes"] == status.data["nodes"]

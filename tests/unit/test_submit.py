@@ -31,7 +31,12 @@ def test_batch_script_is_a_real_slurm_script():
     assert text.startswith("#!/bin/bash\n")
     assert "#SBATCH --ntasks-per-node=1" in text
     assert "#SBATCH --signal=B:TERM@60" in text
-    assert 'srun --ntasks-per-node=1 --wait=120 ksi-multi agent "${agent_args[@]}"' in text
+    assert 'ksi-multi prepare --job "$SLURM_JOB_ID" "${agent_args[@]}"' in text
+    steps = [line.strip() for line in text.splitlines() if "ksi-multi " in line and not line.lstrip().startswith("#")]
+    later = [line for line in steps if "ksi-multi prepare" not in line]
+    assert {w for line in later for w in ("agent", "cleanup", "wait-ready") if f"ksi-multi {w}" in line} == \
+        {"agent", "cleanup", "wait-ready"}
+    assert all('"${job_config[@]}"' in line for line in later), "every step after prepare reads the job's config"
 
 
 def test_every_passed_setting_reads_back_as_the_same_config(tmp_path, monkeypatch):
