@@ -39,6 +39,9 @@ class RootfsSpec:
     # Python distributions Debian does not package, pinned (name==version), installed from PyPI with the
     # userland's own pip (so python3-pip and python3-setuptools must be among `packages`).
     pip: Sequence[str] = ()
+    # Python modules that must import in the finished userland: PyPI's and Debian's versions may disagree
+    # beyond what the distributions declare (a cache that cannot run is never marked complete).
+    imports: Sequence[str] = ()
 
     def key(self) -> str:
         text = f"{self.revision}|{SUITE}|{self.variant}|{self.slim}|{' '.join(sorted(self.packages))}"
@@ -98,6 +101,11 @@ def _build(spec: RootfsSpec, root: Path, cache_root: Path, echo: Callable[[str],
     run([*cmd, str(partial), MIRROR], timeout=1800, fix="check that Debian's mirror is reachable (apt-get update works)")
     if spec.pip:
         _pip_install(spec, partial, pypi.download(spec.pip, cache_root.parent / "pypi", echo))
+    if spec.imports:
+        # with a /proc of its own (a private mount, gone with the command): some modules read it on import
+        run(["unshare", "--mount", "--pid", "--fork", f"--mount-proc={partial}/proc", "chroot", str(partial),
+             "python3", "-c", "; ".join(f"import {m}" for m in spec.imports)], timeout=300,
+            fix=f"pin versions in the {spec.name} userland's pip list that work with Debian's packages")
     if spec.customise:
         spec.customise(partial)
     (partial / ".complete").write_text(spec.key() + "\n")

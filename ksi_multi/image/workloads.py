@@ -43,9 +43,11 @@ class WorkloadSpec:
 
 
 # dask-kubernetes (its operator and KubeCluster) and what Debian does not package; pure Python, so the same
-# files serve the image and the login host. kopf 1.38 is the newest that accepts Debian's click 8.1.
+# files serve the image and the login host. kopf 1.38 is the newest that accepts Debian's click 8.1;
+# httpx-ws 0.7 the newest that runs on Debian's anyio 4.8 (0.9 declares anyio>=4 but needs 4.10).
+DASK_KUBERNETES_IMPORTS = ("dask_kubernetes.operator", "dask_kubernetes.operator.controller", "kopf", "kr8s")
 DASK_KUBERNETES = ("dask-kubernetes==2026.3.0", "kopf==1.38.0", "kr8s==0.20.15", "kubernetes-asyncio==36.1.0",
-                   "pykube-ng==23.6.0", "httpx-ws==0.9.0", "python-jsonpath==2.2.2")
+                   "pykube-ng==23.6.0", "httpx-ws==0.7.2", "python-jsonpath==2.2.2")
 # Debian's packages for everything else they need.
 DASK_KUBERNETES_DEBIAN = ("python3-kubernetes", "python3-aiohttp", "python3-click", "python3-yaml", "python3-rich",
                           "python3-httpx", "python3-httpcore", "python3-anyio", "python3-wsproto", "python3-box",
@@ -59,7 +61,7 @@ DASK = WorkloadSpec(
     env=("PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"), cmd=("python3",),
     files=(("/opt/ksi-multi/install-crds.py", "workload-files:install-crds.py"),),
     rootfs=debian.RootfsSpec(
-        name="dask", variant="essential", slim=True, pip=DASK_KUBERNETES,
+        name="dask", variant="essential", slim=True, pip=DASK_KUBERNETES, imports=DASK_KUBERNETES_IMPORTS,
         packages=("python3", "python3-dask", "python3-distributed", "python3-numpy", "python3-pandas",
                   "python3-psutil", "python3-lz4", "python3-pip", "python3-setuptools", *DASK_KUBERNETES_DEBIAN,
                   "tini", "ca-certificates", "procps", "netbase", "tzdata")))

@@ -49,7 +49,8 @@ def _customise(root: Path) -> None:
 
 
 SPEC = debian.RootfsSpec(name="sandbox", packages=PACKAGES, revision=2, customise=_customise,
-                         pip=(f"pyspark=={workloads.PYSPARK}", f"py4j=={workloads.PY4J}", *workloads.DASK_KUBERNETES))
+                         pip=(f"pyspark=={workloads.PYSPARK}", f"py4j=={workloads.PY4J}", *workloads.DASK_KUBERNETES),
+                         imports=workloads.DASK_KUBERNETES_IMPORTS)
 
 
 def ensure(cache_root: Path, echo=print) -> Path:
