@@ -12,11 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import cloudpickle
 from dask_kubernetes.operator import KubeCluster, make_cluster_spec
 from distributed import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dask"))
 import groupby  # noqa: E402  (the example next door)
+
+cloudpickle.register_pickle_by_value(groupby)  # its functions run on workers that do not have the module
 
 IMAGE = "localhost/ksi-multi/dask:2024.12.1"
 
