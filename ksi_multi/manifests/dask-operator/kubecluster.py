@@ -1,26 +1,22 @@
 """Dask the way dask-kubernetes users work, from the login node: KubeCluster asks the Dask operator in the
-job's cluster for a scheduler and workers (spread over the nodes), the client reaches the scheduler through a
-port-forward of the API server, and the groupby example runs on it. The cluster goes when this ends.
+job's cluster for a scheduler and workers (spread over the nodes), reaches the scheduler through a
+port-forward of the API server, and the groupby example next door runs against that address. The Dask
+cluster goes when this ends (unless --keep).
 
     ksi-multi manifest dask-operator | kubectl apply -f -      # once per job
-    python3 kubecluster.py [--workers 4] [--json] [--keep]
+    python3 kubecluster.py [--workers 4] [groupby.py's options, e.g. --json --rows 50000]
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
-import cloudpickle
 from dask_kubernetes.operator import KubeCluster, make_cluster_spec
-from distributed import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dask"))
-import groupby  # noqa: E402  (the example next door)
-
-cloudpickle.register_pickle_by_value(groupby)  # its functions run on workers that do not have the module
-
+GROUPBY = Path(__file__).resolve().parent.parent / "dask" / "groupby.py"
 IMAGE = "localhost/ksi-multi/dask:2024.12.1"
 
 
@@ -42,18 +38,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="ksi-dask")
     parser.add_argument("--namespace", default="default")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--timeout", type=int, default=300, help="seconds for the scheduler and workers to start")
     parser.add_argument("--keep", action="store_true", help="leave the Dask cluster running")
-    groupby.add_arguments(parser)
-    parser.set_defaults(workers=4)
-    args = parser.parse_args()
+    args, example_args = parser.parse_known_args()
     cluster = KubeCluster(custom_cluster_spec=cluster_spec(args.name, args.workers), namespace=args.namespace,
-                          shutdown_on_close=not args.keep, resource_timeout=args.timeout, quiet=args.json)
+                          shutdown_on_close=not args.keep, resource_timeout=args.timeout, quiet=True)
     try:
-        with Client(cluster) as client:
-            report = groupby.run(client, args)
+        # The example runs as a script of its own, as a user's would, against the scheduler's address.
+        return subprocess.run([sys.executable, str(GROUPBY), cluster.scheduler_address, "--workers",
+                               str(args.workers), *example_args]).returncode
     finally:
         cluster.close()
-    return groupby.show(report, args.json)
 
 
 if __name__ == "__main__":
