@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ksi_multi.errors import KsiError
+from ksi_multi.scratch import ensure_private
 
 SECRET_BYTES = 32
 
@@ -52,18 +53,13 @@ class JobDir:
         return self.path / f"agent-{hostname}.log"
 
     def create(self) -> None:
-        """Create the directory (and its parents) readable by the owner only; refuse a foreign one."""
+        """Create the directory (and its parents) readable by the owner only; refuse a foreign one or a link."""
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.path.mkdir(mode=0o700, exist_ok=True)
+            ensure_private(self.path.parent, self.path)
         except OSError as exc:
             raise KsiError(f"cannot create the job directory {self.path}: {exc.strerror}",
                            "check that your home directory is writable on this node") from None
-        st = self.path.stat()
-        if st.st_uid != os.getuid():
-            raise KsiError(f"job directory {self.path} belongs to uid {st.st_uid}, not to you",
-                           "remove it or set jobs_dir to a directory of your own")
-        os.chmod(self.path, 0o700)
 
     def prepare(self) -> None:
         """Fresh state for a job: directory, a new secret, nothing left from an earlier run of a requeued job

@@ -76,10 +76,10 @@ def ensure_private(base: Path, path: Path) -> None:
         if not stat.S_ISDIR(info.st_mode):
             kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a directory"
             raise KsiError(f"{current} is {kind}, owned by {_user(info.st_uid)}: refusing to write the job there",
-                           "remove it if it is yours; else ask an admin, or set scratch to a directory only you write")
+                           "remove it if it is yours; else ask an admin, or set scratch or jobs_dir elsewhere")
         if info.st_uid != os.getuid():
             raise KsiError(f"{current} belongs to {_user(info.st_uid)}, not to you: refusing to write the job there",
-                           f"ask {_user(info.st_uid)} or an admin to remove it, or set scratch elsewhere")
+                           f"ask {_user(info.st_uid)} or an admin to remove it, or move the job elsewhere (scratch, jobs_dir)")
         if info.st_mode & 0o077:
             os.chmod(current, 0o700)
 

@@ -21,10 +21,11 @@ class NodePhase:
 
     def execute(self, ctx) -> None:
         cfg, slurm = ctx.config, ctx.slurm
-        scratch.check_local(scratch.base_dir(cfg.scratch))
+        base = scratch.base_dir(cfg.scratch)
+        scratch.check_local(base)
         archives = self._user_images(cfg.images)
         here = job_host(cfg, slurm.job_id)
-        scratch.ensure_private(scratch.base_dir(cfg.scratch), here.scratch)
+        scratch.ensure_private(base, here.scratch)
         scratch.ensure_private(here.podman.runtime.parent, here.podman.runtime)
         ctx.on_teardown("remove the job's scratch directory", lambda: scratch.remove(here.scratch))
         home = here.podman
