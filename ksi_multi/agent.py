@@ -33,6 +33,8 @@ class AgentContext:
     info: dict[str, Any] = field(default_factory=dict)  # what this node tells the others at registration
     podman: Any = None  # PodmanHome of this job on this host, once the node phase made it
     node: Any = None  # NodeSpec of the running node container
+    api_port: int = 0  # host port of the API server (rank 0), chosen by the node phase
+    mesh_port: int = 0  # this host's mesh port, chosen by the node phase (forwarded) or the mesh phase
     node_ip: str = ""  # this node's Kubernetes address, set by the mesh phase
     pod_mtu: int | None = None  # the mesh's MTU for pod interfaces (several nodes), set by the mesh phase
     cluster: Any = None  # ClusterPlan, set by the cluster phase

@@ -67,13 +67,16 @@ class Config:
         _choice("proxy", "helper"),
         "how TCP from pods leaves the cluster: proxy (ksi-proxy on the host, host speed) or helper (through "
         "the network helper, as pasta/slirp4netns forward it)"))
-    api_server_port: int = field(default=6443, metadata=_key(
-        _port(False), "host port on rank 0 forwarded to the Kubernetes API server"))
+    api_server_port: int = field(default=0, metadata=_key(
+        _port(True), "host port on rank 0 forwarded to the Kubernetes API server (it is in the kubeconfig); 0 picks "
+        "a free one per job"))
     mesh: str = field(default="wireguard", metadata=_key(
         _choice(*PLUGINS),
         "how the nodes are joined: wireguard (UDP on a host socket), wireguard-forwarded (all inside the node, "
         "UDP forwarded by the network helper), vxlan (unencrypted kernel overlay, UDP forwarded)"))
-    mesh_port: int = field(default=51820, metadata=_key(_port(False), "UDP port of the node mesh on every host"))
+    mesh_port: int = field(default=0, metadata=_key(
+        _port(True), "UDP port of the node mesh on every host; 0 picks a free one per job and host (set one where a "
+        "firewall opens only that port)"))
     mesh_mtu: int = field(default=0, metadata=_key(
         _mtu, "MTU inside the mesh; 0 derives it from the host interface's MTU minus the mesh's overhead"))
     rendezvous_port: int = field(default=0, metadata=_key(
@@ -237,7 +240,7 @@ def load(file: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
 
 
 def _check_combinations(config: Config) -> None:
-    if config.api_server_port == config.rendezvous_port:
+    if config.api_server_port and config.api_server_port == config.rendezvous_port:
         raise ConfigError(
             f"config: api_server_port and rendezvous_port are both {config.api_server_port}",
             "give the rendezvous another port, or 0 to pick a free one")

@@ -11,7 +11,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from ksi_multi import scratch
+from ksi_multi import ports, scratch
 from ksi_multi.cgroups import V1
 from ksi_multi.config import Config
 from ksi_multi.image import golang
@@ -144,6 +143,8 @@ def check_scratch(path: Path, fstype: str | None, error: str, free_gib: float | 
 
 
 def check_port(proto: str, port: int, purpose: str, bind_error: int | None) -> Result:
+    if port == 0:
+        return _ok(f"{purpose} ({proto})", "a free port chosen per job")
     name = f"port {port}/{proto}"
     if bind_error is None:
         return _ok(name, f"free ({purpose})")
@@ -233,18 +234,6 @@ def gather_podman(work: Path) -> Result:
         home.remove()
 
 
-def _bind_error(proto: str, address: str, port: int) -> int | None:
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as sock:
-        if proto == "tcp":  # as every server does: connections in TIME_WAIT do not make a port busy
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, port))
-        except OSError as exc:
-            return exc.errno
-    return None
-
-
 def _tun_error() -> int | None:
     try:
         fd = os.open("/dev/net/tun", os.O_RDWR)
@@ -300,11 +289,11 @@ def diagnose(config: Config, address: str = "0.0.0.0", coordinator: bool = True)
                                 _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")))
     results.append(check_tun(_tun_error()))
     results.append(check_cgroups(*delegated_cgroup(config.cgroup_parent, name)))
-    results.append(check_port("udp", config.mesh_port, "mesh_port", _bind_error("udp", address, config.mesh_port)))
+    results.append(check_port("udp", config.mesh_port, "mesh_port", ports.bind_error("udp", address, config.mesh_port)))
     results.append(check_mesh_mtu(config.mesh, config.mesh_mtu, path_mtu(address)))
     if coordinator:
         results.append(check_port("tcp", config.api_server_port, "api_server_port",
-                                  _bind_error("tcp", address, config.api_server_port)))
+                                  ports.bind_error("tcp", address, config.api_server_port)))
     return results
 
 

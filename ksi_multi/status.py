@@ -1,8 +1,8 @@
 """status.json: the job's state as a stable contract for people and scripts.
 
 {"job_id", "state": starting|ready|failed|stopped, "phase", "error",
- "nodes": [{"name", "host", "rank", "mesh_ip", "ready", "lost", "proxy", "nodeports": {port: "ok"|why}}],
- "kubeconfig", "timings": {phase: seconds}, "nodeports": {port: "namespace/service"},
+ "nodes": [{"name", "host", "rank", "mesh_ip", "mesh_port", "ready", "lost", "proxy", "nodeports": {port: "ok"|why}}],
+ "kubeconfig", "server" (the API server's URL), "timings": {phase: seconds}, "nodeports": {port: "namespace/service"},
  "mesh": {peer: {"latest_handshake", "rx_bytes", "tx_bytes"}}, "updated"}
 A node's "lost" is null, or why rank 0 gave it up (its node died; the others go on serving); "proxy" is
 absent, or what happened to its ksi-proxy (restarts); "nodeports" says which NodePorts listen on its host.
@@ -29,7 +29,8 @@ class StatusFile:
         self.path = path
         self.lock = threading.RLock()
         self.data: dict[str, Any] = {"job_id": job_id, "state": "starting", "phase": None, "error": None,
-                                     "nodes": [], "kubeconfig": None, "timings": {}, "updated": None}
+                                     "nodes": [], "kubeconfig": None, "server": None, "timings": {},
+                                     "updated": None}
 
     def update(self, **changes: Any) -> None:
         with self.lock:
@@ -112,7 +113,8 @@ def render(data: dict[str, Any]) -> list[str]:
                 lines.append(f"      node proxy on {n['name']}: {n['proxy']}")
     lines += _nodeports(data)
     if data.get("kubeconfig"):
-        lines.append(f"kubeconfig: {data['kubeconfig']}")
+        lines.append(f"kubeconfig: {data['kubeconfig']}" + (f" (API server {data['server']})" if data.get("server")
+                                                             else ""))
     if data["timings"]:
         lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in data["timings"].items()))
     return lines

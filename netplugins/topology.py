@@ -48,6 +48,7 @@ class NodePlan:
     listen_port: int
     mtu: int
     peers: tuple[Peer, ...]
+    host_address: str = ""  # where this node's mesh listens on its host
 
     @property
     def routes(self) -> tuple[str, ...]:
@@ -93,5 +94,6 @@ def plan(members: Sequence[Member], overhead: int, path_mtu: int = 1500, mtu: in
                            allowed_ips=(f"{addr[o.rank]}/32", pods[o.rank]), rank=o.rank)
                       for o in sorted(members, key=lambda x: x.rank) if o.rank != m.rank)
         out[m.rank] = NodePlan(name=m.hostname, rank=m.rank, mesh_ip=addr[m.rank], mesh_prefix=mesh.prefixlen,
-                               pod_cidr=pods[m.rank], listen_port=m.port, mtu=size, peers=peers)
+                               pod_cidr=pods[m.rank], listen_port=m.port, mtu=size, peers=peers,
+                               host_address=m.host_address)
     return out

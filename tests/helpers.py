@@ -129,6 +129,12 @@ class Cluster:
             time.sleep(1)
         return status
 
+    def job_processes(self, host: str, job_id: str) -> set[str]:
+        """The sandbox user's processes on a host that belong to one job (SLURM_JOB_ID in their environment)."""
+        out = self.sh("for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null | "
+                      f"grep -qx SLURM_JOB_ID={job_id} && echo ${{p#/proc/}}; done; true", host=host).stdout
+        return set(out.split())
+
     def leftovers(self, host: str, job_id: str) -> list[str]:
         """What a job of the sandbox user left on a host: processes, scratch, cgroups."""
         found = self.sh("pgrep -u ksiuser -a . | grep -v -e 'pgrep' -e 'bash -lc' -e 'hold-port' || true; "

@@ -3,17 +3,62 @@ carries (ksi_multi/helpers: one module, one directory per program under cmd/).""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 from pathlib import Path
 
 from ksi_multi import resources
 from ksi_multi.errors import KsiError
 from ksi_multi.image import golang
-from ksi_multi.run import run
+from ksi_multi.run import output, run
+
+WIREGUARD = "golang.zx2c4.com/wireguard"
+# listenNet in conn/bind_std.go, upstream and patched (wireguard-patch/README.md).
+LISTEN_NET = ('\tconn, err := listenConfig().ListenPacket(context.Background(), network, ":"+strconv.Itoa(port))\n'
+              '\tif err != nil {\n\t\treturn nil, 0, err\n\t}\n')
+LISTEN_NET_PATCHED = ('\tconn, err := listenPacket(context.Background(), network, strconv.Itoa(port))\n'
+                      '\tif err != nil {\n\t\treturn nil, port, err\n\t}\n')
+FIX = "check that the Go module proxy is reachable (go env GOPROXY) and that libc6-dev is installed"
 
 
 def names() -> list[str]:
     return sorted(p.name for p in (resources.path("helpers") / "cmd").iterdir() if p.is_dir())
+
+
+def patch_listen_net(text: str) -> str:
+    """bind_std.go with listenNet calling listenPacket; an error when upstream's code is not as expected."""
+    if text.count(LISTEN_NET) != 1:
+        raise KsiError(f"{WIREGUARD}/conn/bind_std.go is not the code wireguard-patch/ was written for",
+                       "update ksi_multi/helpers/wireguard-patch to the version in go.mod")
+    return text.replace(LISTEN_NET, LISTEN_NET_PATCHED)
+
+
+def patched_wireguard(source: Path, env: dict[str, str]) -> Path:
+    """A copy of the go.mod version of wireguard-go with wireguard-patch/ applied, made once per version."""
+    module = json.loads(output(["go", "mod", "download", "-json", WIREGUARD], cwd=source, timeout=600,
+                               extra_env=env, fix=FIX))
+    added = (source / "wireguard-patch" / "listenaddr.go").read_bytes()
+    patch = hashlib.sha256(added + LISTEN_NET_PATCHED.encode()).hexdigest()[:12]  # a changed patch, a new copy
+    target = Path(env["GOPATH"]).parent / "patched" / f"wireguard@{module['Version']}-{patch}"
+    if (target / "go.mod").exists():
+        return target
+    staging = target.with_name(target.name + f".{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(module["Dir"], staging, copy_function=shutil.copyfile)  # files of the module cache are 0444
+    for folder, _, _ in os.walk(staging):
+        os.chmod(folder, 0o755)
+    bind = staging / "conn" / "bind_std.go"
+    bind.write_text(patch_listen_net(bind.read_text()))
+    (staging / "conn" / "listenaddr_ksi.go").write_bytes(added)
+    try:
+        staging.rename(target)
+    except OSError:  # a concurrent build made the same copy first: use theirs
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / "go.mod").exists():
+            raise
+    return target
 
 
 def build(cache_root: Path, out_dir: Path) -> dict[str, Path]:
@@ -23,12 +68,19 @@ def build(cache_root: Path, out_dir: Path) -> dict[str, Path]:
         raise KsiError("no C compiler: the helpers link a small C part statically",
                        "install gcc and the static C library (apt install gcc libc6-dev)")
     source = resources.path("helpers")
+    env = golang.env(cache_root)
+    wireguard = patched_wireguard(source, env)
+    # The package's go.mod stays as shipped; the build reads a copy that replaces wireguard-go by the patched one.
+    modfile = wireguard.with_name(wireguard.name + ".helpers.mod")
+    shutil.copyfile(source / "go.mod", modfile)
+    shutil.copyfile(source / "go.sum", modfile.with_suffix(".sum"))
+    run(["go", "mod", "edit", f"-modfile={modfile}", f"-replace={WIREGUARD}={wireguard}"], cwd=source, timeout=60,
+        extra_env=env)
     out_dir.mkdir(parents=True, exist_ok=True)
     built = {}
     for name in names():
         built[name] = out_dir / name
-        run(["go", "build", "-trimpath", "-tags", "netgo,osusergo",
+        run(["go", "build", f"-modfile={modfile}", "-trimpath", "-tags", "netgo,osusergo",
              "-ldflags", "-s -w -linkmode external -extldflags -static", "-o", str(built[name]), f"./cmd/{name}"],
-            cwd=source, timeout=1800, extra_env={"CGO_ENABLED": "1", **golang.env(cache_root)},
-            fix="check that the Go module proxy is reachable (go env GOPROXY) and that libc6-dev is installed")
+            cwd=source, timeout=1800, extra_env={"CGO_ENABLED": "1", **env}, fix=FIX)
     return built

@@ -32,7 +32,7 @@ class ClusterPhase:
         version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
         plan = kubeadm.ClusterPlan(job_id=ctx.slurm.job_id, kubernetes_version=version, node_name=ctx.slurm.hostname,
                                    node_ip=ctx.node_ip, host_address=ctx.address,
-                                   api_server_port=ctx.config.api_server_port, token=kubeadm.bootstrap_token())
+                                   api_server_port=ctx.api_port, token=kubeadm.bootstrap_token())
         ctx.cluster = plan
         self._write(ctx, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
         started = time.monotonic()
@@ -50,7 +50,7 @@ class ClusterPhase:
             ctx.on_teardown("remove the join material", lambda: ctx.job.join_file.unlink(missing_ok=True))
         admin = home.podman("exec", node.name, "cat", "/etc/kubernetes/admin.conf").stdout
         write_private(ctx.job.kubeconfig_file, kubeadm.user_kubeconfig(admin, plan))
-        ctx.status.update(kubeconfig=str(ctx.job.kubeconfig_file))
+        ctx.status.update(kubeconfig=str(ctx.job.kubeconfig_file), server=plan.server_url)
         log.info("cluster: kubeconfig for %s written to %s", plan.server_url, ctx.job.kubeconfig_file)
 
     def _join(self, ctx) -> None:

@@ -4,6 +4,7 @@ import logging
 import time
 
 import netplugins
+from ksi_multi import ports
 from ksi_multi.doctor import path_mtu
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
@@ -51,7 +52,8 @@ class MeshPhase:
         mesh.wait(node, cfg.rendezvous_timeout)
         ctx.node_ip, ctx.pod_mtu, ctx.mesh = node.mesh_ip, node.mtu, mesh
         if ctx.status:
-            ctx.status.set_node_fields({plan[r].name: {"mesh_ip": plan[r].mesh_ip} for r in plan})
+            ctx.status.set_node_fields({plan[r].name: {"mesh_ip": plan[r].mesh_ip, "mesh_port": plan[r].listen_port}
+                                        for r in plan})
         log.info("mesh: %s %s (MTU %d), reaches %s", mesh.name, node.mesh_ip, node.mtu,
                  ", ".join(p.name for p in node.peers))
 
@@ -59,7 +61,9 @@ class MeshPhase:
     def _exchange(ctx, published: dict) -> list[dict]:
         """Second round through the rendezvous: every node re-registers with what its mesh needs known."""
         client = coordinator_client(ctx, ctx.job.read_json(ctx.job.endpoint_file))
-        ctx.info.update({**published, "mesh_port": ctx.config.mesh_port})
+        # A forwarded mesh took its port with the node; one on a host socket takes it now, just before use.
+        ctx.mesh_port = ctx.mesh_port or ports.chosen(ctx.config.mesh_port, "udp", ctx.address)
+        ctx.info.update({**published, "mesh_port": ctx.mesh_port})
         me = {"rank": ctx.slurm.rank, "hostname": ctx.slurm.hostname, "address": ctx.address, "info": ctx.info}
         deadline = time.monotonic() + ctx.config.rendezvous_timeout
         try:

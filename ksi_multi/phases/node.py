@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import netplugins
-from ksi_multi import imageload, kubeadm, node, proxy, scratch
+from ksi_multi import imageload, kubeadm, node, ports, proxy, scratch
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
 from ksi_multi.jobhost import job_host
@@ -34,10 +34,13 @@ class NodePhase:
         image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser())
         # The default mesh binds its UDP port on the host itself; the others need it forwarded into the node.
         forward_mesh = slurm.node_count > 1 and netplugins.forwarded(cfg.mesh)
+        if slurm.is_coordinator:
+            ctx.api_port = ports.chosen(cfg.api_server_port, "tcp", ctx.address)
+        if forward_mesh:
+            ctx.mesh_port = ports.chosen(cfg.mesh_port, "udp", ctx.address)
         spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
-                             net_backend=cfg.net_backend,
-                             api_port=cfg.api_server_port if slurm.is_coordinator else None,
-                             mesh_port=cfg.mesh_port if forward_mesh else None)
+                             net_backend=cfg.net_backend, api_port=ctx.api_port or None,
+                             mesh_port=ctx.mesh_port or None)
         join = None
         if here.cgroup:
             here.cgroup.create()
@@ -104,5 +107,6 @@ class NodePhase:
             while not node.listening(spec.host_address, port, proto):
                 if time.monotonic() > deadline:
                     raise KsiError(f"{spec.net_backend} did not forward {proto} port {port} on {spec.host_address}",
-                                   f"the port is probably taken: set {key} to a free port")
+                                   f"the port is probably taken: set {key} to a free port, or to 0 (one chosen "
+                                   "per job)")
                 time.sleep(0.1)

@@ -64,6 +64,8 @@ class WireGuardMesh:
                "--listen-port", str(node.listen_port), "--private-key-file", str(self.key), "--config", str(self.conf)]
         for route in node.routes:
             cmd += ["--route", route]
+        if not self.forwarded:  # a host socket: on the cluster address only (forwarded, the node's netns is ours)
+            cmd += ["--listen-address", node.host_address]
         env = {**os.environ, NSENTER_ENV: str(self.node.pid)} if self.forwarded else None
         self.proc = start_helper(cmd, self.log, self.uapi, "the mesh helper",
                                  f"is UDP port {node.listen_port} free on this host? (mesh_port)", env=env)

@@ -59,7 +59,7 @@ def test_busy_api_port(cluster, images):
     cluster.sh("setsid python3 -c \"import socket,time; s=socket.socket(); s.bind(('0.0.0.0', 6443)); s.listen(); "
                "time.sleep(120)\" hold-port >/dev/null 2>&1 < /dev/null &", host=HOST)
     try:
-        _fails(cluster, f"--image-dir {IMAGES}", "port 6443/tcp: in use")
+        _fails(cluster, f"--image-dir {IMAGES} --api-server-port 6443", "port 6443/tcp: in use")
     finally:
         cluster.sh("pkill -u ksiuser -f [h]old-port || true", host=HOST)
 

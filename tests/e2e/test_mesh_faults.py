@@ -1,4 +1,5 @@
-"""A worker whose mesh port is blocked: the job fails naming the host and the UDP endpoint; nothing is left."""
+"""A worker whose mesh port is blocked: the job fails naming the host and the UDP endpoint; nothing is left.
+The job sets its mesh port, as on a site whose firewall opens only that one."""
 
 import time
 
@@ -18,7 +19,7 @@ BLOCK = "iptables {} INPUT -p udp --dport 51820 -j DROP"
 def test_blocked_mesh_port_is_named(cluster, images, mesh, message):
     cluster.sh(BLOCK.format("-A"), host="node04", root=True)
     try:
-        job = cluster.sbatch(f"--image-dir {IMAGES} --rendezvous-timeout 20 --mesh {mesh}", nodes=NODES)
+        job = cluster.sbatch(f"--image-dir {IMAGES} --rendezvous-timeout 20 --mesh {mesh} --mesh-port 51820", nodes=NODES)
         assert cluster.wait_job(job, timeout=600) == "FAILED", cluster.job_log(job)
     finally:
         cluster.sh(BLOCK.format("-D"), host="node04", root=True)

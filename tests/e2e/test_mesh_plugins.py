@@ -22,7 +22,8 @@ def test_plugin_joins_two_hosts_into_one_pod_network(cluster, images, mesh):
             "ok node01->node02", "ok node02->node01", "ok node01->service", "ok node02->service",
             "src node01->node02", "src node02->node01"}
         # The mesh's UDP port on the host belongs to the network helper, which forwards it into the node.
-        holder = cluster.sh("ss -Hunlp 'sport = :51820'", host="node02").stdout
+        port = status["nodes"][1]["mesh_port"]
+        holder = cluster.sh(f"ss -Hunlp 'sport = :{port}'", host="node02").stdout
         assert "pasta" in holder and "ksi-wg" not in holder, holder
         assert f"mesh: {mesh} 10.250.0.2" in cluster.job_file(job, "agent-node02.log")
     finally:

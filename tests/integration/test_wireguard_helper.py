@@ -33,7 +33,8 @@ def test_tunnel_between_two_hosts_carries_traffic(cluster, images):
                    f"allowed_ip={PEERS[other]}/32\npersistent_keepalive_interval=5\n")
             cluster.sh(f"cat > {D}/cfg <<'EOF'\n{cfg}EOF\n"
                        f"cd {D} || exit 1; setsid {wg} up --netns-pid $(cat inner.pid) --name wg0 --mtu 1420 --addr {mesh_ip}/24 "
-                       f"--uapi {D}/wg.sock --listen-port 51820 --private-key-file key --config cfg "
+                       f"--uapi {D}/wg.sock --listen-port 51820 --listen-address {address[host]} "
+                       "--private-key-file key --config cfg "
                        ">up.log 2>&1 </dev/null &", host=host)
         for host in PEERS:
             deadline = time.monotonic() + 20
@@ -47,8 +48,11 @@ def test_tunnel_between_two_hosts_carries_traffic(cluster, images):
         # the device is inside the namespace, not on the host
         assert "wg0" in cluster.sh(f"{inner} ip -br link", host="node01").stdout
         assert "wg0" not in cluster.sh("ip -br link", host="node01").stdout
-        # the UDP socket is the host's: unprivileged user, host namespace
-        assert "ksi-wg" in cluster.sh("ss -lunp 'sport = :51820'", host="node01").stdout
+        # the UDP socket is the host's (unprivileged user, host namespace), on the cluster address only: one
+        # v4 socket, nothing on the wildcard or on v6
+        sockets = cluster.sh("ss -Hlunp 'sport = :51820'", host="node01").stdout.splitlines()
+        assert len(sockets) == 1 and "ksi-wg" in sockets[0], sockets
+        assert sockets[0].split()[3] == f"{address['node01']}:51820", sockets
         show = json.loads(cluster.sh(f"{wg} show --uapi {D}/wg.sock", host="node01").stdout)
         peer = show["peers"][0]
         assert peer["public_key"] == pub["node02"]

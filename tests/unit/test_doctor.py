@@ -4,7 +4,7 @@ import os
 import socket
 from pathlib import Path
 
-from ksi_multi import doctor
+from ksi_multi import doctor, ports
 from ksi_multi.cgroups import V1
 from ksi_multi.scratch import fstype_of
 
@@ -60,11 +60,11 @@ def test_ports_with_real_sockets():
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        err = doctor._bind_error("tcp", "127.0.0.1", port)
+        err = ports.bind_error("tcp", "127.0.0.1", port)
         assert err == errno.EADDRINUSE
         r = doctor.check_port("tcp", port, "api_server_port", err)
         assert not r.ok and "in use" in r.detail and "api_server_port" in r.fix
-    assert doctor._bind_error("tcp", "127.0.0.1", port) is None
+    assert ports.bind_error("tcp", "127.0.0.1", port) is None
 
 
 def test_tcp_port_with_only_time_wait_connections_is_free():
@@ -78,10 +78,10 @@ def test_tcp_port_with_only_time_wait_connections_is_free():
     conn.close()  # the server side closes first: its socket stays in TIME_WAIT
     client.close()
     server.close()
-    assert doctor._bind_error("tcp", "127.0.0.1", port) is None
+    assert ports.bind_error("tcp", "127.0.0.1", port) is None
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.bind(("127.0.0.1", 0))
-        assert doctor._bind_error("udp", "127.0.0.1", udp.getsockname()[1]) == errno.EADDRINUSE
+        assert ports.bind_error("udp", "127.0.0.1", udp.getsockname()[1]) == errno.EADDRINUSE
 
 
 def _cgroup_tree(root: Path, rel: str, writable: bool) -> None:
@@ -179,3 +179,17 @@ def test_image_build_checks_name_the_missing_tool_and_the_fix():
     few = doctor.check_bootstrap(True, False, root=False, newuidmap=True, subuids=1000)
     assert not few.ok and "1000 granted" in few.detail
     assert doctor.check_bootstrap(True, False, root=False, newuidmap=True, subuids=65536).ok
+
+
+def test_port_zero_is_chosen_per_job_and_the_chosen_port_is_free_on_that_address():
+    r = doctor.check_port("udp", 0, "mesh_port", None)
+    assert r.ok and "chosen per job" in r.detail
+    for proto in ("tcp", "udp"):
+        port = ports.free(proto, "127.0.0.1")
+        assert 1024 <= port <= 65535
+        assert ports.bind_error(proto, "127.0.0.1", port) is None
+        assert ports.chosen(port, proto, "127.0.0.1") == port  # a configured port is kept as it is
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind(("127.0.0.1", 0))
+        taken = held.getsockname()[1]
+        assert all(ports.free("udp", "127.0.0.1") != taken for _ in range(50))

@@ -28,6 +28,15 @@ def test_plans_agree_with_each_other():
             other = next(n for n in mesh.values() if n.name == peer.name)
             assert peer.allowed_ips[0] == f"{other.mesh_ip}/32"
             assert peer.allowed_ips[1] == other.pod_cidr
+            assert peer.endpoint == f"{other.host_address}:{other.listen_port}"
+
+
+def test_each_node_may_listen_on_a_port_of_its_own():
+    ms = [Member(r, f"node{r + 1:02d}", f"10.77.0.{11 + r}", f"{r:064x}", 40000 + r) for r in range(3)]
+    mesh = plan(ms)
+    assert [(mesh[r].host_address, mesh[r].listen_port) for r in range(3)] == [
+        ("10.77.0.11", 40000), ("10.77.0.12", 40001), ("10.77.0.13", 40002)]
+    assert [p.endpoint for p in mesh[0].peers] == ["10.77.0.12:40001", "10.77.0.13:40002"]
 
 
 def test_mtu_from_path_and_override():

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -32,7 +33,7 @@ const usage = `ksi-wg: userspace WireGuard for rootless containers
 
   ksi-wg open-tun --netns-pid PID [--name wg0] [--mtu 1420] [--addr CIDR]... [--route CIDR]... --send-to SOCK
   ksi-wg up --uapi SOCK (--tun-fd-socket SOCK | --netns-pid PID [open-tun flags])
-            [--listen-port N] [--private-key-file F] [--config F|-] [--log-level error|verbose|silent]
+            [--listen-port N] [--listen-address ADDR] [--private-key-file F] [--config F|-] [--log-level error|verbose|silent]
   ksi-wg set --uapi SOCK [--config F|-]     (UAPI "set" text; keys may be base64)
   ksi-wg show --uapi SOCK                   (JSON)
   ksi-wg genkey | ksi-wg pubkey < private
@@ -84,6 +85,7 @@ func cmdUp(argv []string) error {
 	fdSock := fs.String("tun-fd-socket", "", "listen on this unix socket for a TUN fd sent by 'ksi-wg open-tun --send-to'")
 	uapiPath := fs.String("uapi", "", "path of the UAPI unix socket to serve (mode 0600)")
 	listenPort := fs.Int("listen-port", -1, "UDP listen port")
+	listenAddr := fs.String("listen-address", "", "listen on this local address only (default: every address, v4 and v6)")
 	keyFile := fs.String("private-key-file", "", "file with the base64 private key")
 	config := fs.String("config", "", "UAPI 'set' text (without set=1) to apply at start; '-' for stdin")
 	logLevel := fs.String("log-level", "error", "silent, error or verbose")
@@ -130,6 +132,14 @@ func cmdUp(argv []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "ksi-wg: tun %s mtu %d, offload %s\n", name, mtu, offload)
 
+	if *listenAddr != "" {
+		addr, err := netip.ParseAddr(*listenAddr)
+		if err != nil {
+			tdev.Close()
+			return fmt.Errorf("--listen-address: %w", err)
+		}
+		conn.ListenAddress = addr
+	}
 	dev := device.NewDevice(&fixedMTUDevice{Device: tdev, mtu: mtu}, conn.NewDefaultBind(), logger)
 
 	// 3. Configure.
