@@ -146,10 +146,20 @@ def prepare(job_id: str | None, until: str | None, **kwargs) -> None:
 
     cfg = load_config(kwargs)
     agent_mod.plan(until)
+    _check_fits(cfg, int(os.environ.get("SLURM_JOB_NUM_NODES", "1")))
     job = JobDir(cfg.jobs_path(), this_job(job_id))
     job.prepare()
     write_private(job.config_file, yaml.safe_dump(configuration.as_data(cfg), sort_keys=True))
     click.echo(str(job.path))
+
+
+def _check_fits(cfg: configuration.Config, nodes: int) -> None:
+    from ksi_multi.errors import ConfigError
+    from ksi_multi.ranges import Ranges
+
+    why = Ranges.of(cfg).too_small_for(nodes)
+    if why:
+        raise ConfigError(f"config: {why}", "give pod_subnet or mesh_subnet a shorter prefix, or use fewer nodes")
 
 
 @main.command()
@@ -268,6 +278,7 @@ def submit(nodes: int, time_limit: str | None, partition: str | None, account: s
     from ksi_multi import submit as submit_mod
 
     cfg = load_config(kwargs)
+    _check_fits(cfg, nodes)
     job_id = submit_mod.submit(cfg, nodes=nodes, time_limit=time_limit, partition=partition,
                                account=account, until=until, workload=list(workload))
     job_dir = cfg.jobs_path() / job_id

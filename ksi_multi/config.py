@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ksi_multi import ranges
 from ksi_multi.errors import ConfigError
 from netplugins import PLUGINS
 
@@ -40,6 +41,10 @@ def _port(allow_zero: bool):
 
 def _mtu(value: int) -> str | None:
     return None if value == 0 or 1280 <= value <= 65000 else "must be 0 (from the path MTU) or between 1280 and 65000"
+
+
+def _range(key: str):
+    return lambda value: ranges.check(key, value)
 
 
 def _positive(value: float) -> str | None:
@@ -79,6 +84,14 @@ class Config:
         "firewall opens only that port)"))
     mesh_mtu: int = field(default=0, metadata=_key(
         _mtu, "MTU inside the mesh; 0 derives it from the host interface's MTU minus the mesh's overhead"))
+    pod_subnet: str = field(default=ranges.KEYS["pod_subnet"][0], metadata=_key(
+        _range("pod_subnet"), ranges.KEYS["pod_subnet"][3]))
+    service_subnet: str = field(default=ranges.KEYS["service_subnet"][0], metadata=_key(
+        _range("service_subnet"), ranges.KEYS["service_subnet"][3]))
+    mesh_subnet: str = field(default=ranges.KEYS["mesh_subnet"][0], metadata=_key(
+        _range("mesh_subnet"), ranges.KEYS["mesh_subnet"][3]))
+    node_subnet: str = field(default=ranges.KEYS["node_subnet"][0], metadata=_key(
+        _range("node_subnet"), ranges.KEYS["node_subnet"][3]))
     rendezvous_port: int = field(default=0, metadata=_key(
         _port(True), "TCP port of the rank-0 rendezvous; 0 picks a free one"))
     rendezvous_timeout: float = field(default=300.0, metadata=_key(
@@ -244,3 +257,7 @@ def _check_combinations(config: Config) -> None:
         raise ConfigError(
             f"config: api_server_port and rendezvous_port are both {config.api_server_port}",
             "give the rendezvous another port, or 0 to pick a free one")
+    overlaps = ranges.Ranges.of(config).overlapping()
+    if overlaps:
+        raise ConfigError(f"config: address ranges overlap: {'; '.join(overlaps)}",
+                          "give each of pod_subnet, service_subnet, mesh_subnet and node_subnet a range of its own")

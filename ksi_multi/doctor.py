@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ksi_multi.cgroups import V1
 from ksi_multi.config import Config
 from ksi_multi.image import golang
 from ksi_multi.podman import PodmanHome
+from ksi_multi.ranges import Ranges
 from ksi_multi.run import CommandError, output
 from netplugins import OVERHEAD
 
@@ -152,6 +154,30 @@ def check_port(proto: str, port: int, purpose: str, bind_error: int | None) -> R
         return Result(name, False, f"in use ({purpose})",
                       f"another job or service holds it; set {purpose} to a free port")
     return Result(name, False, f"cannot bind: {os.strerror(bind_error)} ({purpose})", f"set {purpose} to another port")
+
+
+def check_ranges(ranges: Ranges, host_networks: list[tuple[str, str]]) -> Result:
+    name = "address ranges"
+    clashes = ranges.clashes_with(host_networks)
+    if clashes:
+        return Result(name, False, "; ".join(clashes),
+                      "choose ranges this site does not use: set pod_subnet, service_subnet, mesh_subnet or "
+                      "node_subnet (docs/usage.md, Configuration)")
+    return _ok(name, ", ".join(f"{k.removesuffix('_subnet')} {v}" for k, v in ranges.named().items()))
+
+
+def host_networks() -> list[tuple[str, str]]:
+    """This host's IPv4 networks: its interfaces' addresses and its routes (loopback left out)."""
+    out = [(f"{name}'s address {a.address}", f"{a.address}/{a.netmask}")
+           for name, addrs in psutil.net_if_addrs().items() if name != "lo"
+           for a in addrs if a.family == socket.AF_INET and a.netmask]
+    for line in (_read("/proc/net/route") or "").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8 or fields[0] == "lo":
+            continue
+        dest, mask = (socket.inet_ntoa(int(x, 16).to_bytes(4, "little")) for x in (fields[1], fields[7]))
+        out.append((f"a route via {fields[0]}", f"{dest}/{mask}"))
+    return out
 
 
 def check_mesh_mtu(mesh: str, mesh_mtu: int, path_mtu: int) -> Result:
@@ -291,6 +317,7 @@ def diagnose(config: Config, address: str = "0.0.0.0", coordinator: bool = True)
     results.append(check_cgroups(*delegated_cgroup(config.cgroup_parent, name)))
     results.append(check_port("udp", config.mesh_port, "mesh_port", ports.bind_error("udp", address, config.mesh_port)))
     results.append(check_mesh_mtu(config.mesh, config.mesh_mtu, path_mtu(address)))
+    results.append(check_ranges(Ranges.of(config), host_networks()))
     if coordinator:
         results.append(check_port("tcp", config.api_server_port, "api_server_port",
                                   ports.bind_error("tcp", address, config.api_server_port)))

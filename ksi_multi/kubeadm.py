@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import yaml
 
 from ksi_multi.node import API_PORT_IN_NODE
+from ksi_multi.ranges import Ranges
 from ksi_multi.templates import render
 
-POD_SUBNET = "10.244.0.0/16"
-SERVICE_SUBNET = "10.96.0.0/16"
+POD_SUBNET = Ranges().pods
 FEATURE_GATES = "KubeletInUserNamespace=true"
 
 
@@ -42,6 +42,7 @@ class ClusterPlan:
     host_address: str
     api_server_port: int
     token: str
+    ranges: Ranges = Ranges()
 
     @property
     def sans(self) -> list[str]:
@@ -57,7 +58,7 @@ def init_config(plan: ClusterPlan) -> str:
     return render(
         "kubeadm.yaml.j2", job_id=plan.job_id, token=plan.token, node_ip=plan.node_ip, node_name=plan.node_name,
         kubernetes_version=plan.kubernetes_version, api_port_in_node=API_PORT_IN_NODE, sans=plan.sans,
-        feature_gates=FEATURE_GATES, pod_subnet=POD_SUBNET, service_subnet=SERVICE_SUBNET)
+        feature_gates=FEATURE_GATES, pod_subnet=plan.ranges.pods, service_subnet=plan.ranges.services)
 
 
 def join_config(job_id: str, node_name: str, node_ip: str, join: dict) -> str:

@@ -10,17 +10,12 @@ from pathlib import Path
 from ksi_multi.errors import KsiError
 from ksi_multi.image import index as images
 from ksi_multi.podman import PodmanHome
+from ksi_multi.ranges import Ranges
 from ksi_multi.run import CommandError
 
 log = logging.getLogger("ksi_multi.agent")
 
 API_PORT_IN_NODE = 6443
-# The node's address inside its own network namespace, the same for pasta and slirp4netns. pasta would
-# otherwise copy the host's address in, and then connections from this very host to a forwarded port
-# arrive with the node's own address as source and are never answered.
-NODE_ADDRESS = "10.0.2.100"
-NODE_GATEWAY = "10.0.2.2"
-NODE_NETWORK = "10.0.2.0/24"
 
 
 def container_name(job_id: str, hostname: str) -> str:
@@ -36,6 +31,7 @@ class NodeSpec:
     net_backend: str = "pasta"
     api_port: int | None = None  # host port forwarded to the API server (rank 0 only)
     mesh_port: int | None = None
+    subnet: str = Ranges().node  # node_subnet
 
     @property
     def name(self) -> str:
@@ -46,9 +42,13 @@ class NodeSpec:
         return f"{self.name}-containerd"
 
     def network(self) -> str:
+        """The node's address in its own namespace is the same for pasta and slirp4netns (.100 of
+        node_subnet). pasta would otherwise copy the host's address in, and then connections from this very
+        host to a forwarded port arrive with the node's own address as source and are never answered."""
         if self.net_backend == "slirp4netns":
-            return "slirp4netns:port_handler=slirp4netns,enable_ipv6=false,cidr=10.0.2.0/24"
-        return f"pasta:-a,{NODE_ADDRESS},-n,24,-g,{NODE_GATEWAY}"
+            return f"slirp4netns:port_handler=slirp4netns,enable_ipv6=false,cidr={self.subnet}"
+        ranges = Ranges(node=self.subnet)
+        return f"pasta:-a,{ranges.node_address},-n,24,-g,{ranges.node_gateway}"
 
     def publish(self) -> list[str]:
         """Only what must be reachable, bound to this host's cluster address."""

@@ -36,7 +36,8 @@ class MeshPlugin(Protocol):
         """Make this node's per-job material; return what the other nodes must know. A public key goes
         under "mesh_key" and reaches the plan as each member's public_key."""
 
-    def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None) -> dict[int, NodePlan]: ...
+    def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None, mesh_cidr: str,
+             pod_subnet: str) -> dict[int, NodePlan]: ...
 
     def up(self, node: NodePlan) -> None: ...
 

@@ -6,6 +6,7 @@ import time
 from ksi_multi import kubeadm
 from ksi_multi.errors import KsiError
 from ksi_multi.jobdir import write_json, write_private
+from ksi_multi.ranges import Ranges
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -19,9 +20,11 @@ class ClusterPhase:
     name = "cluster"
 
     def execute(self, ctx) -> None:
-        pods = kubeadm.pod_cidr(ctx.slurm.rank)
+        ranges = Ranges.of(ctx.config)
+        pods = kubeadm.pod_cidr(ctx.slurm.rank, ranges.pods)
         self._write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(pods, ctx.pod_mtu))
-        ctx.podman.podman("exec", ctx.node.name, "iptables", "-w", "5", "-A", *kubeadm.masquerade_rule(pods))
+        ctx.podman.podman("exec", ctx.node.name, "iptables", "-w", "5", "-A",
+                          *kubeadm.masquerade_rule(pods, ranges.pods))
         if ctx.slurm.is_coordinator:
             self._init(ctx)
         else:
@@ -32,7 +35,8 @@ class ClusterPhase:
         version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
         plan = kubeadm.ClusterPlan(job_id=ctx.slurm.job_id, kubernetes_version=version, node_name=ctx.slurm.hostname,
                                    node_ip=ctx.node_ip, host_address=ctx.address,
-                                   api_server_port=ctx.api_port, token=kubeadm.bootstrap_token())
+                                   api_server_port=ctx.api_port, token=kubeadm.bootstrap_token(),
+                                   ranges=Ranges.of(ctx.config))
         ctx.cluster = plan
         self._write(ctx, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
         started = time.monotonic()

@@ -8,8 +8,9 @@ from ksi_multi import ports
 from ksi_multi.doctor import path_mtu
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
-from ksi_multi.node import NODE_ADDRESS, init_pid
+from ksi_multi.node import init_pid
 from ksi_multi.phases.rendezvous import coordinator_client
+from ksi_multi.ranges import Ranges
 from ksi_multi.rendezvous import RendezvousError
 from netplugins.topology import Member
 
@@ -34,7 +35,7 @@ class MeshPhase:
 
     def execute(self, ctx) -> None:
         if ctx.slurm.node_count == 1:
-            ctx.node_ip = NODE_ADDRESS
+            ctx.node_ip = Ranges.of(ctx.config).node_address
             log.info("mesh: single node, node address %s", ctx.node_ip)
             return
         cfg = ctx.config
@@ -43,7 +44,8 @@ class MeshPhase:
         try:
             plan = mesh.plan([Member(m["rank"], m["hostname"], m["address"], m["info"].get("mesh_key", ""),
                                      m["info"]["mesh_port"]) for m in members],
-                             path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None)
+                             path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None,
+                             mesh_cidr=cfg.mesh_subnet, pod_subnet=cfg.pod_subnet)
         except ValueError as exc:
             raise KsiError(f"mesh: {exc}", "see docs/usage.md (mesh) for the limits of the plan") from None
         node = plan[ctx.slurm.rank]

@@ -5,11 +5,11 @@ import time
 from pathlib import Path
 
 import netplugins
-from ksi_multi import imageload, kubeadm, node, ports, proxy, scratch
+from ksi_multi import imageload, node, ports, proxy, scratch
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
 from ksi_multi.jobhost import job_host
-from netplugins.topology import MESH_CIDR
+from ksi_multi.ranges import Ranges
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -40,7 +40,7 @@ class NodePhase:
             ctx.mesh_port = ports.chosen(cfg.mesh_port, "udp", ctx.address)
         spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
                              net_backend=cfg.net_backend, api_port=ctx.api_port or None,
-                             mesh_port=ctx.mesh_port or None)
+                             mesh_port=ctx.mesh_port or None, subnet=cfg.node_subnet)
         join = None
         if here.cgroup:
             here.cgroup.create()
@@ -84,11 +84,12 @@ class NodePhase:
     @staticmethod
     def _proxy(ctx, home, spec: node.NodeSpec) -> None:
         """ksi-proxy: NodePorts on this host's address, and (egress: proxy) TCP leaving the cluster."""
-        inside = proxy.inside_ranges(kubeadm.POD_SUBNET, kubeadm.SERVICE_SUBNET, MESH_CIDR, node.NODE_NETWORK)
+        ranges = Ranges.of(ctx.config)
+        inside = proxy.inside_ranges(ranges.pods, ranges.services, ranges.mesh, ranges.node)
         running = proxy.NodeProxy(
             binary=helper_paths(ctx.config.image_dir.expanduser()).get("ksi-proxy", Path("ksi-proxy")),
             node_pid=node.init_pid(home, spec.name), workdir=home.base.parent, runtime=home.runtime,
-            bind=ctx.address, node_address=node.NODE_ADDRESS,
+            bind=ctx.address, node_address=ranges.node_address,
             node_exec=lambda *cmd, **kw: home.podman("exec", "-i", spec.name, *cmd, **kw),
             egress_inside=inside if ctx.config.egress == "proxy" else None)
         ctx.on_teardown("stop the node proxy", running.stop)

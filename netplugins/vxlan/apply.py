@@ -19,8 +19,9 @@ class VxlanMesh:
     def prepare(self) -> dict:
         return {}  # nothing secret, nothing to exchange: the plan follows from the members alone
 
-    def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None) -> dict[int, NodePlan]:
-        return vxlan_plan.plan(members, path_mtu, mtu)
+    def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None, mesh_cidr: str,
+             pod_subnet: str) -> dict[int, NodePlan]:
+        return vxlan_plan.plan(members, path_mtu, mtu, mesh_cidr=mesh_cidr, pod_subnet=pod_subnet)
 
     def up(self, node: NodePlan) -> None:
         script = "\n".join(shlex.join(c) for c in vxlan_plan.commands(node))

@@ -53,8 +53,9 @@ class WireGuardMesh:
             fh.write(output([str(self.binary), "genkey"]) + "\n")
         return {"mesh_key": output([str(self.binary), "pubkey"], input=self.key.read_text())}
 
-    def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None) -> dict[int, NodePlan]:
-        return wg_plan.plan(members, path_mtu, mtu)
+    def plan(self, members: Sequence[Member], path_mtu: int, mtu: int | None, mesh_cidr: str,
+             pod_subnet: str) -> dict[int, NodePlan]:
+        return wg_plan.plan(members, path_mtu, mtu, mesh_cidr=mesh_cidr, pod_subnet=pod_subnet)
 
     def up(self, node: NodePlan) -> None:
         self.names = {p.public_key: p.name for p in node.peers}

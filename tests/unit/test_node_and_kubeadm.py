@@ -7,7 +7,10 @@ from ksi_multi import kubeadm
 from ksi_multi.cgroups import V1, JobCgroup
 from ksi_multi.errors import KsiError
 from ksi_multi.image.kubernetes import split_version
-from ksi_multi.node import NODE_ADDRESS, NodeSpec
+from ksi_multi.node import NodeSpec
+from ksi_multi.ranges import Ranges
+
+NODE_ADDRESS = Ranges().node_address
 
 ADMIN_CONF = """\
 apiVersion: v1

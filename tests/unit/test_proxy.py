@@ -4,10 +4,11 @@ import subprocess
 
 import pytest
 
-from ksi_multi import kubeadm, node, proxy
-from netplugins.topology import MESH_CIDR
+from ksi_multi import proxy
+from ksi_multi.ranges import Ranges
 
-INSIDE = proxy.inside_ranges(kubeadm.POD_SUBNET, kubeadm.SERVICE_SUBNET, MESH_CIDR, node.NODE_NETWORK)
+RANGES = Ranges()
+INSIDE = proxy.inside_ranges(RANGES.pods, RANGES.services, RANGES.mesh, RANGES.node)
 
 
 def test_cluster_ranges_node_network_and_loopback_stay_inside():
