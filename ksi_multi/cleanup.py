@@ -58,7 +58,14 @@ def clean(cfg: Config, job_id: str) -> list[str]:
     here = job_host(cfg, job_id)
     home, cgroup, job_scratch, runtime = here.podman, here.cgroup, here.scratch, here.podman.runtime
     found = []
-    if home.base.exists():
+    # Only directories of this user itself: another user may have made these predictable paths first, or
+    # put a link there to something of ours.
+    store = scratch.own_directories(job_scratch.parent, job_scratch)
+    sockets = scratch.own_directories(runtime)
+    for path, mine in ((job_scratch, store), (runtime, sockets)):
+        if os.path.lexists(path) and not mine:
+            log.warning("cleanup: %s is not a directory of yours: left alone", path)
+    if store and home.base.exists():
         found.append(f"podman store {home.base}")
         run(["podman", "rm", "--all", "--force", "--time", "0"], timeout=120, check=False, extra_env=home.env())
     pids = _job_processes([str(runtime), str(job_scratch)], cgroup)
@@ -68,16 +75,17 @@ def clean(cfg: Config, job_id: str) -> list[str]:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, psutil.NoSuchProcess):
             pass
-    home.remove()
-    home.stop_pause_process()  # also when the store was already gone
+    if store:
+        home.remove()
+    if sockets:
+        home.stop_pause_process()  # also when the store was already gone
     if cgroup and any(p.exists() for p in cgroup.paths()):
         found.append(f"cgroup {cgroup.rel}")
         cgroup.remove()
-    for path in (job_scratch, runtime):
-        if path.exists():
-            found.append(str(path))
+    found += [str(path) for path, mine in ((job_scratch, store), (runtime, sockets)) if mine]
     scratch.remove(job_scratch)
-    shutil.rmtree(runtime, ignore_errors=True)
+    if sockets:
+        shutil.rmtree(runtime, ignore_errors=True)
     for what in found:
         log.info("cleanup: removed %s", what)
     return found

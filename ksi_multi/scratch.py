@@ -91,10 +91,25 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
+def own_directories(*paths: Path) -> bool:
+    """Whether each path is a directory of this user itself, not a link to one or someone else's."""
+    for path in paths:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return False
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            return False
+    return True
+
+
 def remove(job_dir: Path) -> None:
-    """Remove a job's scratch directory, and the per-user directory above it once it is empty."""
+    """Remove a job's scratch directory, and the per-user directory above it once it is empty. Nothing is
+    removed through a path that another user made or linked elsewhere."""
     import shutil
 
+    if not own_directories(job_dir.parent, job_dir):
+        return
     shutil.rmtree(job_dir, ignore_errors=True)
     try:
         job_dir.parent.rmdir()

@@ -68,3 +68,25 @@ def test_bad_config_value_exits_2_before_anything_starts(cluster):
     out = cluster.sh("ksi-multi submit -N 1 --net-backend docker", check=False)
     assert out.returncode == 2
     assert "config: net_backend: 'docker' (from --net-backend) must be one of: pasta, slirp4netns" in out.stderr
+
+
+VICTIM = "/tmp/e2e-victim"  # a directory of the job's user that another user's link points at
+SQUATTED = {  # another user made the job's predictable /tmp path first: (make it as root, the message)
+    "directory of another user": ("install -d -m 0777 -o nobody /tmp/ksi-multi-1500",
+                                  "/tmp/ksi-multi-1500 belongs to nobody (uid 65534), not to you"),
+    "link of another user": (f"ln -s {VICTIM} /tmp/ksi-multi-1500 && chown -h nobody /tmp/ksi-multi-1500",
+                             "/tmp/ksi-multi-1500 is a symbolic link, owned by nobody (uid 65534)"),
+}
+
+
+@pytest.mark.parametrize("case", list(SQUATTED))
+def test_tmp_paths_made_by_another_user_are_refused(cluster, images, case):
+    make, expect = SQUATTED[case]
+    cluster.sh(f"mkdir -p {VICTIM}", host=HOST)
+    cluster.sh(make, host=HOST, root=True)
+    try:
+        status = _fails(cluster, f"--image-dir {IMAGES}", expect)
+        assert "refusing to write the job there" in status["error"]
+        assert cluster.sh(f"ls -A {VICTIM}", host=HOST).stdout == ""  # nothing went through the link
+    finally:
+        cluster.sh(f"rm -rf /tmp/ksi-multi-1500 {VICTIM}", host=HOST, root=True)

@@ -11,12 +11,19 @@ from tests.helpers import IMAGES
 pytestmark = pytest.mark.sandbox
 
 
-@pytest.mark.parametrize("mesh", ["wireguard-forwarded", "vxlan"])
-def test_plugin_joins_two_hosts_into_one_pod_network(cluster, images, mesh):
-    job = cluster.sbatch(f"--image-dir {IMAGES} --mesh {mesh}", nodes=2)
+# A site's own address ranges instead of the defaults (vxlan's job uses them).
+SITE = "--pod-subnet 172.20.0.0/16 --service-subnet 172.21.0.0/20 --mesh-subnet 172.22.0.0/24 --node-subnet 192.168.77.0/24"
+
+
+@pytest.mark.parametrize(("mesh", "ranges", "mesh_ips"), [
+    ("wireguard-forwarded", "", ["10.250.0.1", "10.250.0.2"]),
+    ("vxlan", SITE, ["172.22.0.1", "172.22.0.2"]),
+], ids=["wireguard-forwarded", "vxlan"])
+def test_plugin_joins_two_hosts_into_one_pod_network(cluster, images, mesh, ranges, mesh_ips):
+    job = cluster.sbatch(f"--image-dir {IMAGES} --mesh {mesh} {ranges}", nodes=2)
     try:
         status = cluster.wait_status(job, "ready", timeout=600)
-        assert [n["mesh_ip"] for n in status["nodes"]] == ["10.250.0.1", "10.250.0.2"]
+        assert [n["mesh_ip"] for n in status["nodes"]] == mesh_ips
         out = cluster.sh(f"bash {REPO}/ksi_multi/sandbox/xnode.sh {status['kubeconfig']}", timeout=600).stdout.split()
         assert {f"{w} {out[i + 1]}" for i, w in enumerate(out) if w in ("ok", "src")} == {
             "ok node01->node02", "ok node02->node01", "ok node01->service", "ok node02->service",
@@ -25,7 +32,15 @@ def test_plugin_joins_two_hosts_into_one_pod_network(cluster, images, mesh):
         port = status["nodes"][1]["mesh_port"]
         holder = cluster.sh(f"ss -Hunlp 'sport = :{port}'", host="node02").stdout
         assert "pasta" in holder and "ksi-wg" not in holder, holder
-        assert f"mesh: {mesh} 10.250.0.2" in cluster.job_file(job, "agent-node02.log")
+        assert f"mesh: {mesh} {mesh_ips[1]}" in cluster.job_file(job, "agent-node02.log")
+        if ranges:  # pods and Services in the site's ranges
+            kubeconfig = status["kubeconfig"]
+            pods = cluster.sh(f"kubectl --kubeconfig {kubeconfig} get pods -A -o jsonpath='{{.items[*].status.podIP}}'"
+                              ).stdout.split()
+            assert any(ip.startswith("172.20.") for ip in pods), pods
+            dns = cluster.sh(f"kubectl --kubeconfig {kubeconfig} -n kube-system get svc kube-dns "
+                             "-o jsonpath='{.spec.clusterIP}'").stdout
+            assert dns.startswith("172.21."), dns
     finally:
         cluster.sh(f"scancel {job}", check=False)
     assert cluster.wait_job(job, timeout=60) == "CANCELLED"

@@ -55,3 +55,22 @@ def test_cleanup_refuses_while_the_agent_of_the_job_runs(tmp_path, job_id):
     finally:
         agent.kill()
         agent.wait()
+
+
+def test_cleanup_removes_nothing_through_links_put_in_the_jobs_paths(tmp_path, job_id):
+    cfg = config.load(env={}, flags={"scratch": str(tmp_path)})
+    job_scratch = scratch.job_scratch(tmp_path, job_id)
+    runtime = scratch.runtime_dir(job_id)
+    victim = tmp_path / "victim"
+    (victim / "podman" / "data").mkdir(parents=True)
+    (victim / "keep").write_text("mine")
+    job_scratch.parent.mkdir(parents=True)
+    job_scratch.symlink_to(victim)  # someone pointed the job's scratch at a directory of the user's
+    runtime.symlink_to(victim)
+    try:
+        found = cleanup.clean(cfg, job_id)
+        assert (victim / "keep").read_text() == "mine" and (victim / "podman" / "data").is_dir()
+        assert str(job_scratch) not in found and str(runtime) not in found
+        assert job_scratch.is_symlink() and runtime.is_symlink()  # left for an admin to see
+    finally:
+        runtime.unlink(missing_ok=True)
