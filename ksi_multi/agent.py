@@ -113,6 +113,14 @@ def teardown_early(ctx: AgentContext) -> None:
         signal.signal(sig, _raise_on_signal)
 
 
+def _stop_reason(ctx: AgentContext, signal_name: str, phase: str | None) -> str:
+    """Why the job stopped, for status.json: what the batch script knew (a cancel, the time limit), else the
+    signal; and where the job was."""
+    told = ctx.job.read_note(ctx.job.stop_reason_file)
+    where = "while holding the cluster" if phase == "wait" else f"during phase {phase}"
+    return f"{told or signal_name} {where}"
+
+
 def _report_timings(ctx: AgentContext) -> None:
     """Print this node's phase durations; rank 0 also writes them to timings.json in the job directory."""
     timings = ctx.timings
@@ -151,7 +159,7 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
     except Terminated as exc:
         log.info("%s during phase %s", exc.cause, current)
         if ctx.status:
-            ctx.status.update(state="stopped", phase=None)
+            ctx.status.update(state="stopped", phase=None, reason=_stop_reason(ctx, exc.cause, current))
         if current != "wait":
             raise
         return
@@ -160,4 +168,4 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
             ctx.status.update(state="failed", error=f"{current}: {exc.cause}")
         raise
     if ctx.status:
-        ctx.status.update(state="stopped", phase=None)
+        ctx.status.update(state="stopped", phase=None, reason=f"ran until phase {phases[-1]} (--until)")

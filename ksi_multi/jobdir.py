@@ -48,6 +48,7 @@ class JobDir:
     join_file = property(lambda self: self.path / "join.json")
     timings_file = property(lambda self: self.path / "timings.json")
     config_file = property(lambda self: self.path / "config.yaml")  # the job's effective configuration
+    stop_reason_file = property(lambda self: self.path / "stop-reason")  # why the batch script stopped the job
 
     def log_file(self, hostname: str) -> Path:
         return self.path / f"agent-{hostname}.log"
@@ -66,7 +67,7 @@ class JobDir:
         (its endpoint, status, join material, kubeconfig, timings) for the new run's agents to mistake."""
         self.create()
         for stale in (self.endpoint_file, self.status_file, self.join_file, self.kubeconfig_file,
-                      self.timings_file):
+                      self.timings_file, self.stop_reason_file):
             stale.unlink(missing_ok=True)
         write_private(self.secret_file, secrets.token_hex(SECRET_BYTES))
 
@@ -80,6 +81,15 @@ class JobDir:
         except FileNotFoundError:
             raise KsiError(f"the job secret {self.secret_file} does not exist",
                            "the job directory is prepared by `ksi-multi prepare` (the batch script runs it)") from None
+
+    def read_note(self, path: Path, limit: int = 200) -> str:
+        """The first line of a short text file, printable characters only; "" when there is none."""
+        try:
+            with open(path, errors="replace") as fh:
+                line = fh.read(limit).split("\n", 1)[0]
+        except OSError:
+            return ""
+        return "".join(c for c in line if c.isprintable()).strip()
 
     def read_json(self, path: Path) -> Any:
         try:

@@ -1,6 +1,6 @@
 """status.json: the job's state as a stable contract for people and scripts.
 
-{"job_id", "state": starting|ready|failed|stopped, "phase", "error",
+{"job_id", "state": starting|ready|failed|stopped, "phase", "error", "reason" (why it stopped),
  "nodes": [{"name", "host", "rank", "mesh_ip", "mesh_port", "ready", "lost", "proxy", "nodeports": {port: "ok"|why}}],
  "kubeconfig", "server" (the API server's URL), "timings": {phase: seconds}, "nodeports": {port: "namespace/service"},
  "mesh": {peer: {"latest_handshake", "rx_bytes", "tx_bytes"}}, "updated"}
@@ -104,6 +104,8 @@ def render(data: dict[str, Any]) -> list[str]:
     lines = [f"job {data['job_id']}: {data['state']}" + (f" (phase {data['phase']})" if data.get("phase") else "")]
     if data.get("error"):
         lines.append(f"error: {data['error']}")
+    if data.get("reason"):
+        lines.append(f"stopped: {data['reason']}")
     if data["nodes"]:
         lines.append(f"{'RANK':<5} {'NAME':<16} {'HOST':<16} {'MESH IP':<16} READY")
         for n in data["nodes"]:

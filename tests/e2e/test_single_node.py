@@ -70,6 +70,8 @@ def test_scancel_removes_everything_within_killwait(cluster, job):
     while cluster.leftovers(host, job) and time.monotonic() - started < 30:  # KillWait=30 in the sandbox
         time.sleep(0.5)
     assert cluster.leftovers(host, job) == []
-    assert cluster.status(job)["state"] == "stopped"
+    status = cluster.status(job)
+    assert status["state"] == "stopped"
+    assert status["reason"] == "the job was cancelled (scancel) while holding the cluster", status
     log = cluster.job_file(job, f"agent-{host}.log")
     assert "teardown: done" in log

@@ -50,3 +50,47 @@ def test_stop_signals_in_a_burst_do_not_cut_the_teardown_short(tmp_path, signals
         proc.send_signal(getattr(signal, name))
     assert proc.wait(timeout=120) == 0  # bounds a hang; a busy disk can stall the file write for seconds
     assert done.read_text() == "torn down"
+
+
+AGENT_WITH_STATUS = """
+import contextlib, sys, time
+from pathlib import Path
+from ksi_multi import agent
+from ksi_multi.jobdir import JobDir
+from ksi_multi.status import StatusFile
+
+class Wait:
+    name = "wait"
+    def execute(self, ctx):
+        print("holding", flush=True)
+        time.sleep(60)
+
+job = JobDir(Path(sys.argv[1]), "7")
+agent.registry = lambda: {"wait": Wait}
+agent.run(agent.AgentContext(config=None, slurm=None, job=job, address="", cleanup=contextlib.ExitStack(),
+                             status=StatusFile(job.status_file, "7")), ["wait"])
+"""
+
+
+@pytest.mark.parametrize(("note", "reason"), [
+    (None, "stopped by SIGTERM while holding the cluster"),
+    ("the job's time limit (0:59 left)\nmore", "the job's time limit (0:59 left) while holding the cluster"),
+    ("\x1b[2Jcancelled\x07" + "x" * 500, "[2Jcancelled" + "x" * 186 + " while holding the cluster"),
+])
+def test_status_says_why_the_job_stopped(tmp_path, note, reason):
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    job = tmp_path / "7"
+    job.mkdir(mode=0o700)
+    if note is not None:
+        (job / "stop-reason").write_text(note)
+    proc = subprocess.Popen([sys.executable, "-c", AGENT_WITH_STATUS, str(tmp_path)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    status = json.loads((job / "status.json").read_text())
+    assert status["state"] == "stopped" and status["reason"] == reason

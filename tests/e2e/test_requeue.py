@@ -1,0 +1,56 @@
+"""`scontrol requeue` of a Ready job: the first run tears down, the second comes up Ready on the same job id
+with fresh join material (a new cluster: new CA, new bootstrap token, new per-job secret)."""
+
+import re
+import time
+
+import pytest
+
+from tests.helpers import IMAGES
+
+pytestmark = pytest.mark.sandbox
+
+HOSTS = ("node01", "node02")
+
+
+def _run_facts(cluster, job: str) -> dict:
+    """What belongs to one run of the job: its CA, its join token, its secret."""
+    kubeconfig = cluster.status(job)["kubeconfig"]
+    return {"ca": re.search(r"certificate-authority-data: (\S+)", cluster.sh(f"cat {kubeconfig}").stdout).group(1),
+            "token": cluster.sh(f"python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"token\"])' "
+                                f"~/.ksi-multi/jobs/{job}/join.json").stdout.strip(),
+            "secret": cluster.sh(f"sha256sum ~/.ksi-multi/jobs/{job}/secret").stdout.split()[0]}
+
+
+def _restarts(cluster, job: str) -> int:
+    out = cluster.sh(f"scontrol show job {job} -o", root=True).stdout
+    return int(re.search(r"Restarts=(\d+)", out).group(1))
+
+
+def test_requeued_job_comes_up_ready_again_with_fresh_join_material(cluster, images):
+    job = cluster.sbatch(f"--image-dir {IMAGES}", nodes=2, slurm=f"-w {','.join(HOSTS)}")
+    try:
+        cluster.wait_status(job, "ready", timeout=600)
+        first = _run_facts(cluster, job)
+        cluster.sh(f"scontrol requeue {job}")
+        deadline = time.monotonic() + 900
+        while True:
+            status = cluster.status(job)
+            if _restarts(cluster, job) >= 1 and status.get("state") == "ready" and status.get("kubeconfig"):
+                second = _run_facts(cluster, job)
+                if second["ca"] != first["ca"]:
+                    break
+            assert status.get("state") != "failed", f"{status}\n{cluster.job_log(job)}"
+            assert time.monotonic() < deadline, f"the requeued job is not ready again: {status}\n{cluster.job_log(job)}"
+            time.sleep(2)
+        assert all(second[k] != first[k] for k in first), (first, second)
+        assert [n["ready"] for n in status["nodes"]] == [True, True]
+        nodes = cluster.sh(f"kubectl --kubeconfig {status['kubeconfig']} get nodes --no-headers").stdout.splitlines()
+        assert sorted(line.split()[:2] for line in nodes) == [[h, "Ready"] for h in HOSTS], nodes
+    finally:
+        cluster.sh(f"scancel {job}", check=False)
+    assert cluster.wait_job(job, timeout=90) == "CANCELLED"
+    deadline = time.monotonic() + 35
+    while any(cluster.leftovers(h, job) for h in HOSTS) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert {h: cluster.leftovers(h, job) for h in HOSTS} == {h: [] for h in HOSTS}
