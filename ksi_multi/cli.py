@@ -326,6 +326,21 @@ def down(job_id: str | None, **kwargs) -> None:
     click.echo(f"cancelled job {job.job_id}")
 
 
+@main.command(hidden=True)
+@click.option("--job", "job_id", default=None, help="job id (default: $SLURM_JOB_ID)")
+@click.option("--agents-rc", type=int, required=True, help="exit status of the agents' srun step")
+@config_options
+@friendly_errors
+def finish(job_id: str | None, agents_rc: int, **kwargs) -> None:
+    """The batch script's last step: a status an agent left unfinished (killed) becomes failed, with why."""
+    from ksi_multi import status as status_mod
+
+    cfg = load_config(kwargs)
+    error = status_mod.close_unfinished(status_mod.find_job(cfg.jobs_path(), this_job(job_id)), agents_rc)
+    if error:
+        click.echo(f"ksi-multi: {error}", err=True)
+
+
 @main.command()
 @click.option("--job", "job_id", default=None, help="job id (default: $SLURM_JOB_ID)")
 @config_options

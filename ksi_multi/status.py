@@ -67,6 +67,21 @@ class StatusFile:
             self.update(timings={**self.data["timings"], phase: round(seconds, 3)})
 
 
+def close_unfinished(job: JobDir, agents_rc: int) -> str | None:
+    """After every agent has exited: a status still starting or ready was left by an agent that died without
+    its teardown (rank 0's, killed): mark the job failed, naming the hosts whose agent never finished."""
+    data = job.read_json(job.status_file)
+    if data is None or data.get("state") not in ("starting", "ready"):
+        return None
+    unfinished = sorted(p.name.removeprefix("agent-").removesuffix(".log") for p in job.path.glob("agent-*.log")
+                        if "teardown: done" not in p.read_text(errors="replace"))
+    who = f"the agent on {', '.join(unfinished)}" if unfinished else "an agent"
+    error = f"{who} ended without its teardown (killed?); the agents' step exited with {agents_rc}"
+    data.update(state="failed", phase=None, error=error, updated=time.time())
+    write_json(job.status_file, data)
+    return error
+
+
 def find_job(jobs_dir: Path, job_id: str | None) -> JobDir:
     """The job named, or the most recently started one."""
     if job_id:

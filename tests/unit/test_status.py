@@ -86,3 +86,19 @@ def test_concurrent_changes_from_two_threads_are_never_lost(tmp_path, monkeypatc
     assert [n["count"] for n in status.data["nodes"]] == [299, 299]
     assert len(status.data["timings"]) == 14
     assert json.loads((tmp_path / "status.json").read_text())["nodes"] == status.data["nodes"]
+
+
+def test_a_status_left_ready_by_a_killed_agent_is_closed_as_failed_naming_it(tmp_path):
+    from ksi_multi import status as status_mod
+    from ksi_multi.jobdir import JobDir, write_json
+
+    job = JobDir(tmp_path, "9")
+    job.path.mkdir()
+    write_json(job.status_file, {"job_id": "9", "state": "ready", "phase": "wait", "error": None, "nodes": []})
+    job.log_file("node01").write_text("phase wait: start\n")  # killed: no teardown
+    job.log_file("node02").write_text("teardown: start\nteardown: done in 4.1 s\n")
+    error = status_mod.close_unfinished(job, 137)
+    assert error == "the agent on node01 ended without its teardown (killed?); the agents' step exited with 137"
+    data = job.read_json(job.status_file)
+    assert data["state"] == "failed" and data["error"] == error and data["phase"] is None
+    assert status_mod.close_unfinished(job, 137) is None  # a finished status is left as it is
