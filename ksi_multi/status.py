@@ -128,6 +128,8 @@ def render(data: dict[str, Any]) -> list[str]:
             lines.append(f"{n['rank']:<5} {n['name']:<16} {n['host']:<16} {n.get('mesh_ip') or '-':<16} {ready}")
             if n.get("proxy"):
                 lines.append(f"      node proxy on {n['name']}: {n['proxy']}")
+            if n.get("mesh_helper"):
+                lines.append(f"      mesh helper on {n['name']}: {n['mesh_helper']}")
     lines += _nodeports(data)
     if data.get("kubeconfig"):
         lines.append(f"kubeconfig: {data['kubeconfig']}" + (f" (API server {data['server']})" if data.get("server")

@@ -44,6 +44,10 @@ class MeshPlugin(Protocol):
     def wait(self, node: NodePlan, timeout: float) -> None:
         """Return once every peer is reachable; raise KsiError naming the peers that are not."""
 
+    def check(self) -> Any:
+        """Start the plugin's helper again if it died; return what happened (a Restart with describe()) or
+        None."""
+
     def peers(self) -> dict[str, dict[str, int]]:
         """Per peer name what the plugin knows: latest_handshake, rx_bytes, tx_bytes."""
 

@@ -51,13 +51,17 @@ class WaitPhase:
 
     @staticmethod
     def _watch_proxy(ctx, follower) -> dict:
-        """This node's fields in status.json about its ksi-proxy: restarts (a dead proxy is started again; a
-        failure to do so ends this node) and which NodePorts listen on this host."""
+        """This node's fields in status.json about its helpers: restarts of ksi-proxy and of the mesh's helper
+        (a dead one is started again; a failure to do so ends this node) and which NodePorts listen here."""
         fields = {}
         if ctx.proxy:
             ctx.proxy.check()
             if ctx.proxy.last_restart:
                 fields["proxy"] = ctx.proxy.last_restart.describe()
+        if ctx.mesh:
+            ctx.mesh.check()
+            if getattr(ctx.mesh, "last_restart", None):
+                fields["mesh_helper"] = ctx.mesh.last_restart.describe()
         if follower:
             services, fields["nodeports"] = follower.snapshot()
             if ctx.status:

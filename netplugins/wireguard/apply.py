@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
-from ksi_multi.run import output, start_helper, stop
+from ksi_multi.proxy import Restart
+from ksi_multi.run import log_tail, output, start_helper, stop
 from netplugins import NodeAccess
 from netplugins.topology import Member, NodePlan
 from netplugins.wireguard import plan as wg_plan
@@ -41,6 +42,8 @@ class WireGuardMesh:
         self.uapi = node.runtime / "wg.sock"
         self.proc: subprocess.Popen | None = None
         self.names: dict[str, str] = {}
+        self.node_plan: NodePlan | None = None
+        self.last_restart: Restart | None = None
 
     def prepare(self) -> dict:
         """Create this node's private key; publish the public key."""
@@ -58,6 +61,7 @@ class WireGuardMesh:
         return wg_plan.plan(members, path_mtu, mtu, mesh_cidr=mesh_cidr, pod_subnet=pod_subnet)
 
     def up(self, node: NodePlan) -> None:
+        self.node_plan = node
         self.names = {p.public_key: p.name for p in node.peers}
         self.conf.write_text(wg_plan.peers_config(node))
         cmd = [str(self.binary), "up", "--netns-pid", str(self.node.pid), "--name", "wg0", "--mtu", str(node.mtu),
@@ -70,6 +74,18 @@ class WireGuardMesh:
         env = {**os.environ, NSENTER_ENV: str(self.node.pid)} if self.forwarded else None
         self.proc = start_helper(cmd, self.log, self.uapi, "the mesh helper",
                                  f"is UDP port {node.listen_port} free on this host? (mesh_port)", env=env)
+
+    def check(self) -> Restart | None:
+        """Start ksi-wg again if it died (its TUN went with it; the peers handshake again); say why it died."""
+        if self.proc is None or self.proc.poll() is None or self.node_plan is None:
+            return None
+        code = self.proc.returncode
+        why = f"killed by signal {-code}" if code < 0 else f"exited with {code}: {log_tail(self.log, 300)}"
+        log.error("mesh: ksi-wg %s; starting it again", why)
+        self.uapi.unlink(missing_ok=True)  # the dead one's socket: the new one is ready when it makes its own
+        self.up(self.node_plan)
+        self.last_restart = Restart(why, (self.last_restart.restarts if self.last_restart else 0) + 1, time.time())
+        return self.last_restart
 
     def show(self) -> dict:
         return json.loads(output([str(self.binary), "show", "--uapi", str(self.uapi)], timeout=10))

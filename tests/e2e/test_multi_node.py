@@ -77,6 +77,24 @@ def test_status_shows_handshakes_with_every_peer(cluster, job):
     assert all(p["latest_handshake"] > 0 and p["rx_bytes"] > 0 for p in peers.values())
 
 
+
+def test_a_killed_mesh_helper_is_restarted_and_the_mesh_carries_traffic_again(cluster, job):
+    worker = cluster.plan.compute[1].name
+    before = cluster.sh("pgrep -u ksiuser -f '[k]si-wg up'", host=worker).stdout.split()
+    assert len(before) == 1, before
+    cluster.sh(f"kill -9 {before[0]}", host=worker)
+    deadline = time.monotonic() + 30
+    while not (node := {n["name"]: n for n in cluster.status(job)["nodes"]}[worker]).get("mesh_helper"):
+        assert time.monotonic() < deadline, cluster.job_log(job)
+        time.sleep(1)
+    assert "restarted 1x" in node["mesh_helper"] and "signal 9" in node["mesh_helper"]
+    assert cluster.sh("pgrep -u ksiuser -f '[k]si-wg up'", host=worker).stdout.split() != before
+    assert f"mesh helper on {worker}: restarted 1x" in cluster.sh(f"ksi-multi status --job {job}").stdout
+    out = cluster.sh(f"bash {REPO}/ksi_multi/sandbox/xnode.sh {cluster.status(job)['kubeconfig']}",
+                     timeout=600).stdout.split()
+    passed = {out[i + 1] for i, w in enumerate(out) if w == "ok"}
+    assert {f"node01->{worker}", f"{worker}->node01"} <= passed, out
+
 USES_IMAGE = """
 apiVersion: v1
 kind: Pod

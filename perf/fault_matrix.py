@@ -1,0 +1,232 @@
+"""The fault matrix: what a 2-node job does when it is stopped or broken at each point, in the sandbox.
+
+Cases: scancel during each phase; SIGKILL of a worker's agent, of rank 0's agent, of a worker's node
+container, of a worker's ksi-wg; the mesh port blocked on a worker; the time limit reached. For each: how
+the job ended (Slurm's state, the phase the stop landed in), what status.json says (state, and the error
+or the reason), the longest teardown of an agent, and what was left on each host once the job was gone
+(processes of the user, the job's /tmp entries and cgroups; its sockets and network namespaces live only
+as long as its processes). "left" must be "nothing" in every row.
+
+    python3 perf/fault_matrix.py [--cases scancel-node,kill-ksi-wg,...] [--keep]
+
+Writes perf/results/faults.json and faults.md (the table docs/reliability.md shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections.abc import Callable
+
+from _sandbox import REPO, Sandbox, fresh_sandbox, ksi, sh
+
+from ksi_multi.sandbox.cluster import SHARED
+
+NAME = "bench"
+HOSTS = ("node01", "node02")
+PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready", "wait")
+SBATCH = f"sbatch --parsable -N 2 -w {','.join(HOSTS)} {{slurm}} $(ksi-multi batch-script --path) " \
+         f"--image-dir {SHARED / 'images'} {{args}}"
+ENDED = ("RUNNING", "PENDING", "COMPLETING", "CONFIGURING")
+
+
+def submit(box: Sandbox, args: str = "", slurm: str = "") -> str:
+    return sh(box, SBATCH.format(slurm=slurm, args=args)).strip()
+
+
+def job_dir(job: str) -> str:
+    return f"~/.ksi-multi/jobs/{job}"
+
+
+def status(box: Sandbox, job: str) -> dict:
+    text = sh(box, f"cat {job_dir(job)}/status.json 2>/dev/null || true")
+    return json.loads(text) if text.strip() else {}
+
+
+def slurm_state(box: Sandbox, job: str) -> str:
+    return re.search(r"JobState=(\S+)", sh(box, f"scontrol show job {job} -o", root=True)).group(1)
+
+
+def wait_ready(box: Sandbox, job: str, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while status(box, job).get("state") != "ready":
+        if time.monotonic() > deadline or slurm_state(box, job) not in ENDED:
+            raise SystemExit(f"job {job} did not get ready: {status(box, job)}")
+        time.sleep(1)
+
+
+def wait_gone(box: Sandbox, job: str, timeout: float = 600) -> tuple[str, float]:
+    """Wait until Slurm is done with the job: (its final state, seconds waited)."""
+    started = time.monotonic()
+    while (state := slurm_state(box, job)) in ENDED:
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"job {job} still {state} after {timeout} s")
+        time.sleep(0.5)
+    return state, time.monotonic() - started
+
+
+def leftovers(box: Sandbox, job: str) -> dict[str, list[str]]:
+    """What the job left on each host, checked until 35 s after its end (the agents' own teardown may run on)."""
+    probe = ("pgrep -u ksiuser -a . | grep -v -e pgrep -e 'bash -lc' || true; "
+             f"ls -d /tmp/ksi-multi-1500/{job} /tmp/ksi-1500-{job} /sys/fs/cgroup/*/ksi-multi/ksiuser/job-{job} "
+             "2>/dev/null || true")
+    deadline = time.monotonic() + 35
+    while True:
+        found = {h: [line for line in sh(box, probe, host=h).splitlines() if line.strip()] for h in HOSTS}
+        if not any(found.values()) or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+def podman_env(job: str) -> str:
+    return (f"XDG_RUNTIME_DIR=/tmp/ksi-1500-{job} XDG_DATA_HOME=/tmp/ksi-multi-1500/{job}/podman/data "
+            f"XDG_CONFIG_HOME=/tmp/ksi-multi-1500/{job}/podman/config PODMAN_IGNORE_CGROUPSV1_WARNING=1")
+
+
+def outcome(box: Sandbox, job: str, note: str = "") -> dict:
+    """Everything a row shows, once the job has ended."""
+    state, _ = wait_gone(box, job)
+    left = leftovers(box, job)
+    logs = {h: sh(box, f"cat {job_dir(job)}/agent-{h}.log 2>/dev/null || true") for h in HOSTS}
+    landed = re.search(r"during phase (\w+)", logs["node01"])
+    teardowns = [float(m) for text in logs.values() for m in re.findall(r"teardown: done in ([\d.]+) s", text)]
+    final = status(box, job)
+    return {"job": job, "slurm": state, "landed": landed.group(1) if landed else "",
+            "state": final.get("state"), "cause": final.get("error") or final.get("reason") or "",
+            "lost": {n["name"]: n["lost"] for n in final.get("nodes", []) if n.get("lost")},
+            "teardown_s": max(teardowns) if teardowns else None,
+            "teardowns": len(teardowns), "left": {h: v for h, v in left.items() if v}, "note": note}
+
+
+def scancel_during(phase: str) -> Callable[[Sandbox], dict]:
+    def case(box: Sandbox) -> dict:
+        job = submit(box)
+        log = f"{job_dir(job)}/agent-node01.log"
+        # on the login host itself: polling from here would miss phases that last a second
+        sh(box, f"for i in $(seq 6000); do grep -q 'phase {phase}: start' {log} 2>/dev/null && break; sleep 0.05; "
+                f"done; scancel {job}", timeout=400)
+        return outcome(box, job)
+    return case
+
+
+def kill_agent(host: str) -> Callable[[Sandbox], dict]:
+    def case(box: Sandbox) -> dict:
+        job = submit(box)
+        wait_ready(box, job)
+        sh(box, "pkill -KILL -u ksiuser -f '[k]si[-_]multi agent'", host=host)
+        started = time.monotonic()
+        result = outcome(box, job)
+        result["note"] = f"job ended {time.monotonic() - started:.0f} s after the kill"
+        return result
+    return case
+
+
+def observe_then_cancel(box: Sandbox, job: str, seconds: float) -> str:
+    """Watch the job serve on for a while after a fault; say what rank 0 made of it; then cancel it."""
+    deadline = time.monotonic() + seconds
+    seen = ""
+    while time.monotonic() < deadline:
+        now = status(box, job)
+        lost = [f"{n['name']} lost after {seconds - (deadline - time.monotonic()):.0f} s: {n['lost']}"
+                for n in now.get("nodes", []) if n.get("lost")]
+        if lost:
+            seen = "; ".join(lost)
+            break
+        if slurm_state(box, job) not in ENDED:
+            break
+        time.sleep(2)
+    if slurm_state(box, job) in ENDED:
+        sh(box, f"scancel {job}")
+    return seen or f"nothing reported within {seconds:.0f} s"
+
+
+def kill_node_container(box: Sandbox) -> dict:
+    job = submit(box)
+    wait_ready(box, job)
+    sh(box, f"{podman_env(job)} podman kill --signal KILL ksi-{job}-node02", host="node02")
+    seen = observe_then_cancel(box, job, 150)
+    return outcome(box, job, seen)
+
+
+def kill_ksi_wg(box: Sandbox) -> dict:
+    job = submit(box)
+    wait_ready(box, job)
+    sh(box, "pkill -KILL -u ksiuser -f '[k]si-wg up'", host="node02")
+    seen = observe_then_cancel(box, job, 180)
+    return outcome(box, job, seen)
+
+
+def mesh_port_blocked(box: Sandbox) -> dict:
+    rule = "INPUT -p udp --dport 51820 -j DROP"
+    sh(box, f"iptables -A {rule}", host="node02", root=True)
+    try:
+        job = submit(box, "--mesh-port 51820 --rendezvous-timeout 20")
+        return outcome(box, job)
+    finally:
+        sh(box, f"iptables -D {rule}", host="node02", root=True)
+
+
+def time_limit(box: Sandbox) -> dict:
+    job = submit(box, slurm="--time=3")
+    return outcome(box, job, "sbatch --time=3: TERM 60 s before the limit (the batch script's --signal=B:TERM@60)")
+
+
+CASES: dict[str, Callable[[Sandbox], dict]] = {
+    **{f"scancel-{p}": scancel_during(p) for p in PHASES},
+    "kill-agent-worker": kill_agent("node02"),
+    "kill-agent-rank0": kill_agent("node01"),
+    "kill-node-container": kill_node_container,
+    "kill-ksi-wg": kill_ksi_wg,
+    "mesh-port-blocked": mesh_port_blocked,
+    "time-limit": time_limit,
+}
+
+
+def table(rows: dict[str, dict]) -> list[str]:
+    out = ["| case | Slurm | landed in | status | cause | node lost / seen | longest teardown | left on hosts |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in rows.items():
+        teardown = f"{r['teardown_s']:.1f} s ({r['teardowns']} agents)" if r["teardown_s"] is not None else "none"
+        left = "; ".join(f"{h}: {', '.join(v)}" for h, v in r["left"].items()) or "nothing"
+        seen = r["note"] or "; ".join(f"{k}: {v}" for k, v in r["lost"].items())
+        out.append(f"| {name} | {r['slurm']} | {r['landed'] or '-'} | {r['state']} | {r['cause']} | {seen or '-'} "
+                   f"| {teardown} | {left} |")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
+    parser.add_argument("--keep", action="store_true", help="leave the sandbox up")
+    parser.add_argument("--out", default=str(REPO / "perf" / "results"))
+    args = parser.parse_args()
+    unknown = set(args.cases.split(",")) - set(CASES)
+    if unknown:
+        raise SystemExit(f"unknown cases: {', '.join(sorted(unknown))}")
+    ksi("image", "build", "--output", str(SHARED / "images"), "--workloads", "dask,spark")
+    box = fresh_sandbox(NAME)
+    ksi("sandbox", "up", "-N", str(len(HOSTS)), "--name", NAME)
+    rows: dict[str, dict] = {}
+    try:
+        for name in args.cases.split(","):
+            started = time.monotonic()
+            rows[name] = CASES[name](box)
+            r = rows[name]
+            print(f"  {name}: {r['slurm']}, status {r['state']} ({r['cause']}), left "
+                  f"{r['left'] or 'nothing'} [{time.monotonic() - started:.0f} s]", flush=True)
+    finally:
+        if not args.keep:
+            ksi("sandbox", "down", "--name", NAME)
+    lines = table(rows)
+    print("\n" + "\n".join(lines))
+    with open(f"{args.out}/faults.json", "w") as fh:
+        json.dump(rows, fh, indent=1)
+    with open(f"{args.out}/faults.md", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print(f"\nwrote {args.out}/faults.json and faults.md")
+
+
+if __name__ == "__main__":
+    main()
