@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ksi_multi.config import Config
-from ksi_multi.errors import KsiError, Terminated
+from ksi_multi.errors import Aborted, KsiError, Terminated
 from ksi_multi.jobdir import JobDir, write_json
 from ksi_multi.slurm import SlurmContext
 from ksi_multi.status import StatusFile
@@ -30,7 +31,9 @@ class AgentContext:
     cleanup: contextlib.ExitStack
     status: StatusFile | None = None
     members: list[dict[str, Any]] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)  # what this node tells the others at registration
+    channel: Any = None  # the coordination channel (rank 0's rendezvous), set by the rendezvous phase
+    endpoint: dict[str, Any] = field(default_factory=dict)  # where rank 0's rendezvous listens
+    abort_reason: str = ""  # why the job was aborted elsewhere, once it was
     podman: Any = None  # PodmanHome of this job on this host, once the node phase made it
     node: Any = None  # NodeSpec of the running node container
     api_port: int = 0  # host port of the API server (rank 0), chosen by the node phase
@@ -53,6 +56,11 @@ class AgentContext:
                 log.error("teardown: %s failed: %s", what, exc)
             log.debug("teardown: %s: %.1f s", what, time.monotonic() - started)
         self.cleanup.callback(guarded)
+
+    def abort(self, reason: str) -> None:
+        """The job was aborted elsewhere (any thread may call this): stop the phase the main thread is in."""
+        self.abort_reason = reason
+        os.kill(os.getpid(), ABORT_SIGNAL)
 
 
 class Phase(Protocol):
@@ -82,10 +90,11 @@ def plan(until: str | None) -> list[str]:
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+ABORT_SIGNAL = signal.SIGUSR1  # to itself, from the thread that learnt of an abort
 
 
 def _hold_stop_signals() -> None:
-    for sig in STOP_SIGNALS:
+    for sig in (*STOP_SIGNALS, ABORT_SIGNAL):
         signal.signal(sig, signal.SIG_IGN)
 
 
@@ -113,6 +122,16 @@ def teardown_early(ctx: AgentContext) -> None:
         signal.signal(sig, _raise_on_signal)
 
 
+def _tell_the_others(ctx: AgentContext, phase: str | None, exc: KsiError) -> None:
+    """A failure here aborts the job everywhere, through rank 0, before this node tears down."""
+    if ctx.channel is None or isinstance(exc, (Terminated, Aborted)):
+        return
+    try:
+        ctx.channel.abort(f"{phase}: {exc.cause}")
+    except Exception as err:  # rank 0 may be gone already; srun ends the other agents then
+        log.warning("could not tell rank 0 about the failure: %s", err)
+
+
 def _stop_reason(ctx: AgentContext, signal_name: str, phase: str | None) -> str:
     """Why the job stopped, for status.json: what the batch script knew (a cancel, the time limit), else the
     signal; and where the job was."""
@@ -137,6 +156,12 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
     available = registry()
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_on_signal)
+
+    def aborted(_signum: int, _frame: Any) -> None:
+        _hold_stop_signals()
+        raise Aborted(f"the job was aborted: {ctx.abort_reason}")
+
+    signal.signal(ABORT_SIGNAL, aborted)
     current = None
     try:
         try:
@@ -153,6 +178,9 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
                 if ctx.status:
                     ctx.status.timing(name, elapsed)
             current = None
+        except KsiError as exc:
+            _tell_the_others(ctx, current, exc)
+            raise
         finally:
             _teardown(ctx)
             _report_timings(ctx)
@@ -165,7 +193,7 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
         return
     except KsiError as exc:
         if ctx.status:
-            ctx.status.update(state="failed", error=f"{current}: {exc.cause}")
+            ctx.status.update(state="failed", error=exc.cause if isinstance(exc, Aborted) else f"{current}: {exc.cause}")
         raise
     if ctx.status:
         ctx.status.update(state="stopped", phase=None, reason=f"ran until phase {phases[-1]} (--until)")

@@ -30,3 +30,7 @@ class Terminated(KsiError):
 
     def __init__(self, signame: str) -> None:
         super().__init__(f"stopped by {signame}")
+
+
+class Aborted(KsiError):
+    """The job was aborted elsewhere: a node failed (its reason follows), or rank 0 stopped."""

@@ -45,7 +45,6 @@ class JobDir:
     endpoint_file = property(lambda self: self.path / "rendezvous.json")
     status_file = property(lambda self: self.path / "status.json")
     kubeconfig_file = property(lambda self: self.path / "kubeconfig")
-    join_file = property(lambda self: self.path / "join.json")
     timings_file = property(lambda self: self.path / "timings.json")
     config_file = property(lambda self: self.path / "config.yaml")  # the job's effective configuration
     stop_reason_file = property(lambda self: self.path / "stop-reason")  # why the batch script stopped the job
@@ -64,9 +63,9 @@ class JobDir:
 
     def prepare(self) -> None:
         """Fresh state for a job: directory, a new secret, nothing left from an earlier run of a requeued job
-        (its endpoint, status, join material, kubeconfig, timings) for the new run's agents to mistake."""
+        (its endpoint, status, kubeconfig, timings, stop reason) for the new run's agents to mistake."""
         self.create()
-        for stale in (self.endpoint_file, self.status_file, self.join_file, self.kubeconfig_file,
+        for stale in (self.endpoint_file, self.status_file, self.kubeconfig_file,
                       self.timings_file, self.stop_reason_file):
             stale.unlink(missing_ok=True)
         write_private(self.secret_file, secrets.token_hex(SECRET_BYTES))

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ksi_multi.errors import KsiError
+from ksi_multi.errors import Aborted, KsiError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ MAX_BODY = 1 << 20
 MAX_CONNECTIONS = 64
 MAX_CONNECTIONS_PER_PEER = 8
 CONNECTION_DEADLINE = 10.0  # seconds a connection may stay open, request and reply included
-REPORTED = ("proxy", "nodeports")  # node fields an agent may report about its own node
+# Rank 0 decides when a barrier has failed and names who is missing; a node gives it this long to say so.
+BARRIER_GRACE = 15.0
+REPORTED = ("proxy", "mesh_helper", "nodeports")  # node fields an agent may report about its own node
 
 
 def sign(secret: str, method: str, path: str, body: bytes, ts: int | None = None, nonce: str | None = None) -> str:
@@ -80,132 +82,149 @@ def verify(secret: str, header: str | None, method: str, path: str, body: bytes,
     return check(secret, header, method, path, body, now, nonce) is None
 
 
+KEYS = ("member", "mesh", "lost", "node")  # what a node may put; rank 0 alone publishes "join"
+COORDINATOR_KEYS = ("join",)
+
+
 class Rendezvous:
-    """Membership state: who is expected (host name per rank), who registered, who has seen the result."""
+    """The job's coordination state on rank 0: a key-value store with one value per rank and key, and
+    barriers (every rank has put KEY). It carries membership, the mesh's keys and ports, the join material
+    (sealed), loss reports and node reports. Closing it with a reason is the abort every node sees."""
 
     def __init__(self, expected: Sequence[str]) -> None:
         self.expected = list(expected)
-        self.members: dict[int, dict[str, Any]] = {}
-        self.acknowledged: set[int] = set()
-        self.lost: dict[int, str] = {}  # rank -> why, as reported by the node's own agent
-        self.reports: dict[int, dict[str, Any]] = {}  # rank -> node fields its agent reported (REPORTED)
+        self.values: dict[str, dict[int, Any]] = {}
         self.closed: str | None = None
         self.changed = threading.Condition()
-        self.on_change: Callable[[], None] | None = None
+        self.on_change: Callable[[str], None] | None = None  # called with the key after every put
+        self.on_abort: Callable[[str], None] | None = None  # called when a node aborts the job
 
-    def _complete(self) -> bool:
-        return len(self.members) == len(self.expected)
+    def _complete(self, key: str) -> bool:
+        return len(self.values.get(key, {})) == len(self.expected)
 
-    def register(self, body: Any) -> tuple[int, dict[str, Any]]:
-        problem = _check_member(body, len(self.expected))
+    def _closed_reply(self) -> tuple[int, dict[str, Any]]:
+        return 410, {"error": f"the job was aborted: {self.closed}", "aborted": self.closed}
+
+    def put(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """A node's value for a key: {"rank", "hostname", "key", "value"}; a second put replaces the first."""
+        problem = _check_sender(body, self.expected)
         if problem:
-            return 400, {"error": problem}
-        rank, host = body["rank"], body["hostname"]
+            return problem
+        if set(body) - {"rank", "hostname", "key", "value"} or body.get("key") not in KEYS:
+            return 400, {"error": f"a put has rank, hostname, key ({', '.join(KEYS)}) and value"}
+        why = _check_value(body["key"], body.get("value"))
+        if why:
+            return 400, {"error": f"{body['key']}: {why}"}
         with self.changed:
             if self.closed:
-                return 410, {"error": f"the rendezvous is closed: {self.closed}"}
-            if self.expected[rank] != host:
-                return 409, {"error": f"rank {rank} belongs to {self.expected[rank]}, not {host}"}
-            self.members[rank] = {"rank": rank, "hostname": host, "address": body["address"],
-                                  "info": dict(body.get("info") or {})}
+                return self._closed_reply()
+            self.values.setdefault(body["key"], {})[body["rank"]] = body["value"]
             self.changed.notify_all()
         if self.on_change:
-            self.on_change()
-        return 200, {"registered": rank, "count": len(self.members), "expected": len(self.expected)}
+            self.on_change(body["key"])
+        return 200, {"put": body["key"], "rank": body["rank"]}
 
-    def report_lost(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """A member whose node died says so, so rank 0 can mark it at once instead of waiting for Kubernetes."""
-        problem = _check_sender(body, self.expected)
-        if problem:
-            return problem
-        rank = body["rank"]
+    def publish(self, key: str, value: Any, rank: int = 0) -> None:
+        """Rank 0's own values (no validation: they do not come from the network)."""
         with self.changed:
-            self.lost.setdefault(rank, printable(body.get("reason") or "lost"))
+            self.values.setdefault(key, {})[rank] = value
             self.changed.notify_all()
-        return 200, {"lost": rank}
+        if self.on_change:
+            self.on_change(key)
 
-    def report_node(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """A member reports something about its node that status.json shows (e.g. its egress proxy restarted)."""
-        problem = _check_sender(body, self.expected)
-        if problem:
-            return problem
-        fields = body.get("fields")
-        if not _reported_fields(fields):
-            return 400, {"error": "fields must be proxy (a short string) and/or nodeports (port -> short string)"}
-        with self.changed:
-            self.reports.setdefault(body["rank"], {}).update(fields)
-        return 200, {"reported": body["rank"]}
-
-    def node_reports(self) -> dict[str, dict[str, Any]]:
-        """Host name -> the fields its agent reported."""
-        with self.changed:
-            return {self.expected[r]: dict(f) for r, f in self.reports.items()}
-
-    def lost_hosts(self) -> dict[str, str]:
-        """Host name -> why, for every member that reported its node lost."""
-        with self.changed:
-            return {self.expected[r]: why for r, why in self.lost.items()}
-
-    def membership(self, rank: int | None) -> tuple[int, dict[str, Any]]:
+    def get(self, key: str) -> tuple[int, dict[str, Any]]:
+        if key not in KEYS + COORDINATOR_KEYS:
+            return 404, {"error": f"no such key {printable(key, 40)}"}
         with self.changed:
             if self.closed:
-                return 410, {"error": f"the rendezvous is closed: {self.closed}"}
-            complete = self._complete()
-            if complete and rank is not None and rank in self.members:
-                self.acknowledged.add(rank)
-                self.changed.notify_all()
-            return 200, {"complete": complete, "expected": len(self.expected),
-                         "members": [self.members[r] for r in sorted(self.members)]}
+                return self._closed_reply()
+            values = self.values.get(key, {})
+            return 200, {"values": {str(r): v for r, v in sorted(values.items())}, "complete": self._complete(key),
+                         "expected": len(self.expected)}
 
-    def missing(self) -> list[tuple[int, str]]:
+    def state(self) -> tuple[int, dict[str, Any]]:
         with self.changed:
-            return [(r, h) for r, h in enumerate(self.expected) if r not in self.members]
+            return 200, {"aborted": self.closed}
 
-    def unacknowledged(self) -> list[tuple[int, str]]:
-        with self.changed:
-            return [(r, h) for r, h in enumerate(self.expected) if r not in self.acknowledged]
+    def abort(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """A node failed: the job stops everywhere, with its reason."""
+        problem = _check_sender(body, self.expected)
+        if problem:
+            return problem
+        reason = f"{body['hostname']} failed in {printable(body.get('reason') or 'a phase')}"
+        first = self.close(reason)
+        if first and self.on_abort:
+            self.on_abort(reason)
+        return 200, {"aborted": self.closed}
 
-    def wait(self, timeout: float, coordinator_rank: int = 0) -> bool:
-        """Block until everyone registered and every other rank has fetched the full membership."""
+    def wait(self, key: str, timeout: float) -> bool:
+        """Block until every rank has put `key` (False at the timeout or when closed)."""
         deadline = time.monotonic() + timeout
         with self.changed:
-            self.acknowledged.add(coordinator_rank)
-            while not (self._complete() and len(self.acknowledged) == len(self.expected)):
+            while not self._complete(key):
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or self.closed:
                     return False
                 self.changed.wait(min(left, 1.0))
             return True
 
-    def close(self, reason: str) -> None:
+    def missing(self, key: str) -> list[tuple[int, str]]:
         with self.changed:
+            return [(r, h) for r, h in enumerate(self.expected) if r not in self.values.get(key, {})]
+
+    def of(self, key: str) -> dict[int, Any]:
+        with self.changed:
+            return dict(self.values.get(key, {}))
+
+    def members(self) -> list[dict[str, Any]]:
+        """The registered members in rank order, with what they published for the mesh."""
+        member, mesh = self.of("member"), self.of("mesh")
+        return [{"rank": r, "hostname": self.expected[r], "address": member[r]["address"],
+                 "info": dict(mesh.get(r, {}))} for r in sorted(member)]
+
+    def node_reports(self) -> dict[str, dict[str, Any]]:
+        """Host name -> the fields its agent reported."""
+        return {self.expected[r]: dict(f) for r, f in self.of("node").items()}
+
+    def lost_hosts(self) -> dict[str, str]:
+        """Host name -> why, for every member that reported its node lost."""
+        return {self.expected[r]: printable(v["reason"]) for r, v in self.of("lost").items()}
+
+    def close(self, reason: str) -> bool:
+        """Close with a reason (the first one is kept); whether this call closed it."""
+        with self.changed:
+            if self.closed:
+                return False
             self.closed = reason
             self.changed.notify_all()
+            return True
 
 
 def _reported_fields(fields: Any) -> bool:
     if not isinstance(fields, dict) or not fields or set(fields) - set(REPORTED):
         return False
-    proxy, ports = fields.get("proxy", ""), fields.get("nodeports", {})
-    return (isinstance(proxy, str) and len(proxy) <= 500 and proxy.isprintable() and isinstance(ports, dict)
-            and len(ports) <= 4096
+    proxy, helper, ports = fields.get("proxy", ""), fields.get("mesh_helper", ""), fields.get("nodeports", {})
+    return (all(isinstance(t, str) and len(t) <= 500 and t.isprintable() for t in (proxy, helper))
+            and isinstance(ports, dict) and len(ports) <= 4096
             and all(isinstance(p, str) and p.isascii() and p.isdigit() and len(p) <= 5 and isinstance(v, str)
                     and len(v) <= 300 and v.isprintable() for p, v in ports.items()))
 
 
 def _check_sender(body: Any, expected: Sequence[str]) -> tuple[int, dict[str, Any]] | None:
-    """The error reply for a report whose rank and host name do not match a member, or None."""
+    """The error reply for a message whose rank and host name do not match a member, or None."""
     rank = body.get("rank") if isinstance(body, dict) else None
     if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < len(expected):
         return 400, {"error": f"rank must be a whole number from 0 to {len(expected) - 1}"}
-    if body.get("hostname") != expected[rank]:
-        return 409, {"error": f"rank {rank} belongs to {expected[rank]}, not {body.get('hostname')}"}
+    host = body.get("hostname")
+    if not isinstance(host, str) or not HOSTNAME.fullmatch(host):
+        return 400, {"error": "hostname must be a host name (letters, digits, dots, dashes; at most 253)"}
+    if host != expected[rank]:
+        return 409, {"error": f"rank {rank} belongs to {expected[rank]}, not {host}"}
     return None
 
 
 HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
-MEMBER_FIELDS = {"rank", "hostname", "address", "info"}
-INFO_FIELDS = {"mesh_key", "mesh_port"}  # what a node publishes for the mesh; they end up in WireGuard's config
+MESH_FIELDS = {"mesh_key", "mesh_port"}  # what a node publishes for the mesh; they end up in WireGuard's config
 
 
 def _is_mesh_key(value: Any) -> bool:
@@ -222,32 +241,60 @@ def _is_port(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
 
-def _check_member(body: Any, size: int) -> str | None:
-    """Why a registration is malformed, or None. Every field is checked here, at the server: what passes
-    reaches other nodes' mesh configuration."""
-    if not isinstance(body, dict):
-        return "body must be a JSON object"
-    if set(body) - MEMBER_FIELDS:
-        return f"unknown fields; a registration has {', '.join(sorted(MEMBER_FIELDS))}"
-    rank, host, address = body.get("rank"), body.get("hostname"), body.get("address")
-    if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < size:
-        return f"rank must be a whole number from 0 to {size - 1}"
-    if not isinstance(host, str) or not HOSTNAME.fullmatch(host):
-        return "hostname must be a host name (letters, digits, dots, dashes; at most 253)"
-    try:
-        ipaddress.ip_address(address)
-    except (TypeError, ValueError):
-        return "address must be an IP address"
-    info = body.get("info", {})
-    if not isinstance(info, dict):
-        return "info must be an object"
-    if set(info) - INFO_FIELDS:
-        return f"unknown info fields; info has {', '.join(sorted(INFO_FIELDS))}"
-    if "mesh_key" in info and not (info["mesh_key"] == "" or _is_mesh_key(info["mesh_key"])):
-        return "mesh_key must be a WireGuard public key (32 bytes, base64)"
-    if "mesh_port" in info and not _is_port(info["mesh_port"]):
-        return "mesh_port must be a port number (1-65535)"
+def _check_value(key: str, value: Any) -> str | None:
+    """Why a node's value for a key is malformed, or None. Every field is checked here, at the server: what
+    passes reaches other nodes' mesh configuration and status.json."""
+    if not isinstance(value, dict):
+        return "the value must be an object"
+    if key == "member":
+        if set(value) != {"address"}:
+            return "a member has an address, nothing else"
+        try:
+            ipaddress.ip_address(value["address"])
+        except (TypeError, ValueError):
+            return "address must be an IP address"
+    elif key == "mesh":
+        if set(value) - MESH_FIELDS or "mesh_port" not in value:
+            return f"the mesh's value has {', '.join(sorted(MESH_FIELDS))} (mesh_key may be empty or absent)"
+        if "mesh_key" in value and not (value["mesh_key"] == "" or _is_mesh_key(value["mesh_key"])):
+            return "mesh_key must be a WireGuard public key (32 bytes, base64)"
+        if not _is_port(value["mesh_port"]):
+            return "mesh_port must be a port number (1-65535)"
+    elif key == "lost":
+        reason = value.get("reason")
+        if set(value) != {"reason"} or not isinstance(reason, str) or len(reason) > 500:
+            return "a loss report has a reason (text, at most 500 characters)"
+    elif key == "node" and not _reported_fields(value):
+        return "fields must be proxy, mesh_helper (short strings) and/or nodeports (port -> short string)"
     return None
+
+
+def seal(secret: str, data: Any) -> str:
+    """JSON encrypted and authenticated with a key derived from the job secret, for values that must not cross
+    the network readable (the join token): AES-256-GCM, base64."""
+    nonce = secrets.token_bytes(12)
+    return base64.b64encode(nonce + _sealing(secret).encrypt(nonce, json.dumps(data).encode(), None)).decode()
+
+
+def unseal(secret: str, blob: str) -> Any:
+    from cryptography.exceptions import InvalidTag
+
+    try:
+        raw = base64.b64decode(blob, validate=True)
+        return json.loads(_sealing(secret).decrypt(raw[:12], raw[12:], None))
+    except (binascii.Error, ValueError, InvalidTag):
+        raise KsiError("sealed data from the rendezvous does not open with this job's secret",
+                       "another job's coordinator answers, or the job directory changed: start the job again") from None
+
+
+def _sealing(secret: str):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ksi-multi sealed values").derive(
+        secret.encode())
+    return AESGCM(key)
 
 
 def printable(text: Any, limit: int = 500) -> str:
@@ -316,12 +363,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorised(b""):
             return
         path, _, query = self.path.partition("?")
-        if path != "/v1/members":
-            self._reply(404, {"error": f"no such endpoint {path}"})
+        if path == "/v1/state":
+            self._reply(*self.server.state.state())
+            return
+        if path != "/v1/get":
+            self._reply(404, {"error": f"no such endpoint {printable(path, 100)}"})
             return
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-        rank = int(params["rank"]) if params.get("rank", "").isdigit() else None
-        self._reply(*self.server.state.membership(rank))
+        self._reply(*self.server.state.get(params.get("key", "")))
 
     def _refuse(self, status: int, error: str) -> None:
         log.warning("rendezvous: refused a request from %s: %s", self.client_address[0], error)
@@ -343,10 +392,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self._authorised(body):
             return
-        handlers = {"/v1/register": self.server.state.register, "/v1/lost": self.server.state.report_lost,
-                    "/v1/node": self.server.state.report_node}
+        handlers = {"/v1/put": self.server.state.put, "/v1/abort": self.server.state.abort}
         if self.path not in handlers:
-            self._reply(404, {"error": f"no such endpoint {self.path}"})
+            self._reply(404, {"error": f"no such endpoint {printable(self.path, 100)}"})
             return
         try:
             data = json.loads(body or b"null")
@@ -433,10 +481,14 @@ class RendezvousError(KsiError):
 
 
 class RendezvousClient:
-    def __init__(self, address: str, port: int, secret: str, request_timeout: float = 10) -> None:
+    """A node's side of the coordination channel: signed requests to rank 0's rendezvous."""
+
+    def __init__(self, address: str, port: int, secret: str, rank: int = 0, hostname: str = "",
+                 request_timeout: float = 10) -> None:
         self.base = f"http://{address}:{port}"
         self.where = f"{address}:{port}"
         self.secret = secret
+        self.rank, self.hostname = rank, hostname
         self.request_timeout = request_timeout
 
     def request(self, method: str, path: str, data: Any = None) -> tuple[int, dict[str, Any]]:
@@ -460,48 +512,140 @@ class RendezvousClient:
                                       "synchronise the hosts' clocks (NTP), then start the job again")
             raise RendezvousError(f"the rendezvous at {self.where} answered with {problem}",
                                   "another process answers on that port; start the job again")
+        if status == 410 and reply.get("aborted"):
+            raise Aborted(f"the job was aborted: {printable(reply['aborted'])}")
         return status, reply
 
-    def _until(self, deadline: float, attempt: Callable[[], Any]) -> Any:
+    def _until(self, deadline: float, attempt: Callable[[], Any], waiting: str) -> Any:
         last = "no answer"
         while True:
             try:
                 result = attempt()
                 if result is not None:
                     return result
-                last = "membership incomplete"
+                last = waiting
             except OSError as exc:
                 last = str(getattr(exc, "reason", None) or exc)
             if time.monotonic() >= deadline:
                 raise RendezvousError(f"no answer from the rendezvous at {self.where} ({last})")
             time.sleep(0.25)
 
-    def register(self, member: dict[str, Any], deadline: float) -> None:
+    def put(self, key: str, value: Any, deadline: float) -> None:
+        """Put this node's value for a key, trying until the deadline while rank 0 is not reachable yet."""
         def attempt():
-            status, body = self.request("POST", "/v1/register", member)
+            status, body = self.request("POST", "/v1/put", {"rank": self.rank, "hostname": self.hostname,
+                                                             "key": key, "value": value})
             if status != 200:
-                raise RendezvousError(f"rendezvous at {self.where} refused registration: {body.get('error')}")
+                raise RendezvousError(f"rendezvous at {self.where} refused {key}: {body.get('error')}")
             return body
 
-        self._until(deadline, attempt)
+        self._until(deadline, attempt, "")
 
-    def wait_members(self, rank: int, deadline: float) -> list[dict[str, Any]]:
+    def get(self, key: str) -> tuple[dict[int, Any], bool]:
+        """Every rank's value for a key so far, and whether every rank has put it; one try."""
+        status, body = self.request("GET", f"/v1/get?key={key}")
+        if status != 200:
+            raise RendezvousError(f"rendezvous at {self.where}: {body.get('error')}")
+        return {int(r): v for r, v in body["values"].items()}, body["complete"]
+
+    def wait_all(self, key: str, deadline: float) -> dict[int, Any]:
+        """The barrier: every rank's value for a key, once every rank has put it."""
         def attempt():
-            status, body = self.request("GET", f"/v1/members?rank={rank}")
-            if status != 200:
-                raise RendezvousError(f"rendezvous at {self.where}: {body.get('error')}")
-            return body["members"] if body["complete"] else None
+            values, complete = self.get(key)
+            return values if complete else None
 
-        return self._until(deadline, attempt)
+        return self._until(deadline + BARRIER_GRACE, attempt, f"not every node has published {key} yet")
 
-    def report_lost(self, rank: int, hostname: str, reason: str) -> None:
-        """Tell rank 0 this node is gone; one try (the caller logs a failure and goes on)."""
-        status, body = self.request("POST", "/v1/lost", {"rank": rank, "hostname": hostname, "reason": reason})
+    def wait_for(self, key: str, rank: int, deadline: float) -> Any:
+        """One rank's value for a key, once it has put it."""
+        def attempt():
+            return self.get(key)[0].get(rank)
+
+        return self._until(deadline, attempt, f"rank {rank} has not published {key} yet")
+
+    def aborted(self) -> str | None:
+        """Why the job was aborted, or None; one try."""
+        status, body = self.request("GET", "/v1/state")
+        return printable(body["aborted"]) if status == 200 and body.get("aborted") else None
+
+    def abort(self, reason: str) -> None:
+        """Tell rank 0 this node failed, so that every node stops at once; one try."""
+        status, body = self.request("POST", "/v1/abort", {"rank": self.rank, "hostname": self.hostname,
+                                                           "reason": printable(reason)})
         if status != 200:
-            raise RendezvousError(f"rendezvous at {self.where} refused the loss report: {body.get('error')}")
+            raise RendezvousError(f"rendezvous at {self.where} refused the abort: {body.get('error')}")
 
-    def report_node(self, rank: int, hostname: str, fields: dict[str, Any]) -> None:
-        """Tell rank 0 something status.json shows about this node; one try."""
-        status, body = self.request("POST", "/v1/node", {"rank": rank, "hostname": hostname, "fields": fields})
-        if status != 200:
-            raise RendezvousError(f"rendezvous at {self.where} refused the node report: {body.get('error')}")
+
+class LocalChannel:
+    """Rank 0's side of the same channel: the store itself, with the client's methods."""
+
+    def __init__(self, state: Rendezvous, rank: int = 0) -> None:
+        self.state, self.rank = state, rank
+        self.hostname = state.expected[rank]
+
+    def put(self, key: str, value: Any, deadline: float) -> None:
+        self.state.publish(key, value, self.rank)
+
+    def get(self, key: str) -> tuple[dict[int, Any], bool]:
+        if self.state.closed:
+            raise Aborted(f"the job was aborted: {self.state.closed}")
+        return self.state.of(key), not self.state.missing(key)
+
+    def wait_all(self, key: str, deadline: float) -> dict[int, Any]:
+        if not self.state.wait(key, max(0.0, deadline - time.monotonic())):
+            if self.state.closed:
+                raise Aborted(f"the job was aborted: {self.state.closed}")
+            names = ", ".join(f"rank {r} ({h})" for r, h in self.state.missing(key))
+            raise RendezvousError(f"{names} published no {key}")
+        return self.state.of(key)
+
+    def wait_for(self, key: str, rank: int, deadline: float) -> Any:
+        while (value := self.state.of(key).get(rank)) is None:
+            if self.state.closed:
+                raise Aborted(f"the job was aborted: {self.state.closed}")
+            if time.monotonic() > deadline:
+                raise RendezvousError(f"rank {rank} published no {key}")
+            time.sleep(0.2)
+        return value
+
+    def aborted(self) -> str | None:
+        return self.state.closed
+
+    def abort(self, reason: str) -> None:
+        self.state.close(f"{self.hostname} failed in {reason}")
+
+
+class AbortWatch:
+    """A worker's thread that asks rank 0 every few seconds whether the job was aborted, so that a failure
+    anywhere stops every node at once, whatever it is doing. Rank 0 gone quiet counts as an abort too."""
+
+    def __init__(self, client: RendezvousClient, on_abort: Callable[[str], None], interval: float = 2.0,
+                 patience: int = 5) -> None:
+        self.client, self.on_abort = client, on_abort
+        self.interval, self.patience = interval, patience
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="abort-watch", daemon=True)
+
+    def start(self) -> AbortWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.wait(self.interval):
+            try:
+                reason = self.client.aborted()
+                failures = 0
+            except Aborted as exc:
+                reason = exc.cause
+            except (OSError, KsiError) as exc:
+                failures += 1
+                reason = None
+                if failures >= self.patience:
+                    reason = f"rank 0's rendezvous at {self.client.where} stopped answering ({exc})"
+            if reason and not self._stop.is_set():
+                self.on_abort(reason)
+                return

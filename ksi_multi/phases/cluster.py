@@ -5,12 +5,14 @@ import time
 
 from ksi_multi import kubeadm
 from ksi_multi.errors import KsiError
-from ksi_multi.jobdir import write_json, write_private
+from ksi_multi.jobdir import write_private
 from ksi_multi.ranges import Ranges
+from ksi_multi.rendezvous import RendezvousError, seal, unseal
 
 log = logging.getLogger("ksi_multi.agent")
 
 ADMIN = ["--kubeconfig", "/etc/kubernetes/admin.conf"]
+JOIN_FIELDS = ("endpoint", "token", "ca_cert_hash")
 KUBELET_HINT = "see the kubelet's log: journalctl -u kubelet inside the node container"
 
 
@@ -50,22 +52,24 @@ class ClusterPhase:
         if ctx.slurm.node_count > 1:
             command = home.podman("exec", node.name, "kubeadm", "token", "create", "--ttl", "2h",
                                   "--print-join-command", *ADMIN).stdout
-            write_json(ctx.job.join_file, kubeadm.parse_join_command(command))  # 0600, never logged
-            ctx.on_teardown("remove the join material", lambda: ctx.job.join_file.unlink(missing_ok=True))
+            # Through the coordination channel, sealed with the job secret: never readable on the network.
+            join = kubeadm.parse_join_command(command)
+            ctx.channel.put("join", {"sealed": seal(ctx.job.read_secret(), join)}, time.monotonic())
         admin = home.podman("exec", node.name, "cat", "/etc/kubernetes/admin.conf").stdout
         write_private(ctx.job.kubeconfig_file, kubeadm.user_kubeconfig(admin, plan))
         ctx.status.update(kubeconfig=str(ctx.job.kubeconfig_file), server=plan.server_url)
         log.info("cluster: kubeconfig for %s written to %s", plan.server_url, ctx.job.kubeconfig_file)
 
     def _join(self, ctx) -> None:
-        deadline = time.monotonic() + ctx.config.ready_timeout
-        join_file = ctx.job.join_file
-        while (join := ctx.job.read_json(join_file)) is None:
-            if time.monotonic() > deadline:
-                raise KsiError(f"{ctx.slurm.hostname}: rank 0 ({ctx.slurm.coordinator_host}) published no join "
-                               f"material within {ctx.config.ready_timeout:g} s",
-                               f"see {ctx.job.log_file(ctx.slurm.coordinator_host)}")
-            time.sleep(0.5)
+        try:
+            sealed = ctx.channel.wait_for("join", 0, time.monotonic() + ctx.config.ready_timeout)
+        except RendezvousError:
+            raise KsiError(f"{ctx.slurm.hostname}: rank 0 ({ctx.slurm.coordinator_host}) published no join "
+                           f"material within {ctx.config.ready_timeout:g} s",
+                           f"see {ctx.job.log_file(ctx.slurm.coordinator_host)}") from None
+        join = unseal(ctx.job.read_secret(), sealed.get("sealed", "") if isinstance(sealed, dict) else "")
+        if not isinstance(join, dict) or not all(isinstance(join.get(k), str) for k in JOIN_FIELDS):
+            raise KsiError("the join material from rank 0 is malformed", "start the job again")
         config = kubeadm.join_config(ctx.slurm.job_id, ctx.slurm.hostname, ctx.node_ip, join)
         self._write(ctx, "/ksi/kubeadm-join.yaml", config, secrets=[join["token"]])
         started = time.monotonic()

@@ -9,7 +9,6 @@ from ksi_multi.doctor import path_mtu
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
 from ksi_multi.node import init_pid
-from ksi_multi.phases.rendezvous import coordinator_client
 from ksi_multi.ranges import Ranges
 from ksi_multi.rendezvous import RendezvousError
 from netplugins.topology import Member
@@ -40,7 +39,7 @@ class MeshPhase:
             return
         cfg = ctx.config
         mesh = netplugins.load(cfg.mesh, node_access(ctx))
-        members = self._exchange(ctx, mesh.prepare())
+        members = ctx.members = self._exchange(ctx, mesh.prepare())
         try:
             plan = mesh.plan([Member(m["rank"], m["hostname"], m["address"], m["info"].get("mesh_key", ""),
                                      m["info"]["mesh_port"]) for m in members],
@@ -61,24 +60,15 @@ class MeshPhase:
 
     @staticmethod
     def _exchange(ctx, published: dict) -> list[dict]:
-        """Second round through the rendezvous: every node re-registers with what its mesh needs known."""
-        client = coordinator_client(ctx, ctx.job.read_json(ctx.job.endpoint_file))
+        """Through the coordination channel: every node puts what its mesh needs known (key, port) and waits
+        until every node has."""
         # A forwarded mesh took its port with the node; one on a host socket takes it now, just before use.
         ctx.mesh_port = ctx.mesh_port or ports.chosen(ctx.config.mesh_port, "udp", ctx.address)
-        ctx.info.update({**published, "mesh_port": ctx.mesh_port})
-        me = {"rank": ctx.slurm.rank, "hostname": ctx.slurm.hostname, "address": ctx.address, "info": ctx.info}
         deadline = time.monotonic() + ctx.config.rendezvous_timeout
         try:
-            client.register(me, deadline)
-            while True:
-                members = client.wait_members(ctx.slurm.rank, deadline)
-                waiting = [m["hostname"] for m in members if "mesh_port" not in m["info"]]
-                if not waiting:
-                    ctx.members = members
-                    return members
-                if time.monotonic() > deadline:
-                    raise KsiError(f"mesh: nothing from {', '.join(waiting)} after "
-                                   f"{ctx.config.rendezvous_timeout:g} s", "see those hosts' agent logs")
-                time.sleep(0.25)
+            ctx.channel.put("mesh", {**published, "mesh_port": ctx.mesh_port}, deadline)
+            mesh = ctx.channel.wait_all("mesh", deadline)
         except RendezvousError as exc:
-            raise KsiError(f"mesh: exchange with rank 0 failed: {exc.cause}") from None
+            raise KsiError(f"mesh: exchange through rank 0 failed: {exc.cause}",
+                           "see the agent logs of the hosts named") from None
+        return [{**m, "info": mesh[m["rank"]]} for m in ctx.members]

@@ -5,71 +5,85 @@ import time
 
 from ksi_multi.errors import KsiError
 from ksi_multi.jobdir import write_json
-from ksi_multi.rendezvous import Rendezvous, RendezvousClient, RendezvousError, RendezvousServer
+from ksi_multi.rendezvous import (
+    AbortWatch,
+    LocalChannel,
+    Rendezvous,
+    RendezvousClient,
+    RendezvousError,
+    RendezvousServer,
+)
 
 log = logging.getLogger("ksi_multi.agent")
 
 
-def coordinator_client(ctx, endpoint: dict) -> RendezvousClient:
-    """A client for rank 0's rendezvous, as published in the job directory."""
-    return RendezvousClient(endpoint["address"], endpoint["port"], ctx.job.read_secret())
-
-
 class RendezvousPhase:
-    """Every agent registers with rank 0 and learns the full membership."""
+    """Rank 0 opens the job's coordination channel (its rendezvous: a small authenticated key-value store
+    with barriers); every node puts its address there and waits until every node has. The endpoint file in
+    the job directory is the only thing the nodes read from the shared filesystem besides the secret."""
 
     name = "rendezvous"
 
     def execute(self, ctx) -> None:
-        me = {"rank": ctx.slurm.rank, "hostname": ctx.slurm.hostname, "address": ctx.address, "info": ctx.info}
         if ctx.slurm.is_coordinator:
-            ctx.members = self._coordinate(ctx, me)
+            self._coordinate(ctx)
         else:
-            ctx.members = self._join(ctx, me)
+            self._join(ctx)
+        deadline = time.monotonic() + ctx.config.rendezvous_timeout
+        try:
+            ctx.channel.put("member", {"address": ctx.address}, deadline)
+            members = ctx.channel.wait_all("member", deadline)
+        except RendezvousError as exc:
+            raise self._unreachable(ctx, exc) from None
+        ctx.members = [{"rank": r, "hostname": ctx.slurm.nodes[r], "address": v["address"], "info": {}}
+                       for r, v in sorted(members.items())]
         log.info("rendezvous: %d members: %s", len(ctx.members),
                  ", ".join(f"{m['hostname']}={m['address']}" for m in ctx.members))
 
-    def _coordinate(self, ctx, me):
+    @staticmethod
+    def _coordinate(ctx) -> None:
         state = Rendezvous(ctx.slurm.nodes)
         ctx.rendezvous = state
         server = RendezvousServer(ctx.address, ctx.config.rendezvous_port, ctx.job.read_secret(), state).start()
         ctx.on_teardown("stop the rendezvous", server.stop)
-        ctx.on_teardown("close the rendezvous", lambda: state.close("the coordinator stopped"))
-        state.on_change = lambda: ctx.status.set_members(list(state.members.values()))
-        state.register(me)
-        write_json(ctx.job.endpoint_file, {"host": ctx.slurm.hostname, "address": ctx.address, "port": server.port})
+        ctx.on_teardown("close the rendezvous", lambda: state.close(f"{ctx.slurm.hostname}: the coordinator stopped"))
+        state.on_change = lambda key: key == "member" and ctx.status.set_members(state.members())
+        state.on_abort = ctx.abort
+        ctx.channel = LocalChannel(state)
+        ctx.endpoint = {"host": ctx.slurm.hostname, "address": ctx.address, "port": server.port}
+        write_json(ctx.job.endpoint_file, ctx.endpoint)
         log.info("rendezvous: listening on %s:%d for %d nodes", ctx.address, server.port, ctx.slurm.node_count)
-        if not state.wait(ctx.config.rendezvous_timeout):
-            missing = state.missing() or state.unacknowledged()
-            verb = "never registered" if state.missing() else "never fetched the membership"
-            names = ", ".join(f"rank {r} ({h})" for r, h in missing)
-            state.close("timed out")
-            raise KsiError(
-                f"rendezvous timed out after {ctx.config.rendezvous_timeout:g} s: {len(missing)} of "
-                f"{ctx.slurm.node_count} nodes {verb}: {names}",
-                f"see {ctx.job.path}/agent-<host>.log of those hosts; check that they reach "
-                f"{ctx.slurm.hostname} ({ctx.address}) on TCP port {server.port}")
-        return [state.members[r] for r in sorted(state.members)]
 
-    def _join(self, ctx, me):
+    @staticmethod
+    def _join(ctx) -> None:
         deadline = time.monotonic() + ctx.config.rendezvous_timeout
-        endpoint = None
-        while endpoint is None:
-            endpoint = ctx.job.read_json(ctx.job.endpoint_file)
-            if endpoint is None:
-                if time.monotonic() >= deadline:
-                    raise KsiError(
-                        f"{ctx.slurm.hostname}: rank 0 ({ctx.slurm.coordinator_host}) did not publish its "
-                        f"rendezvous in {ctx.job.endpoint_file} within {ctx.config.rendezvous_timeout:g} s",
-                        f"see {ctx.job.log_file(ctx.slurm.coordinator_host)}")
-                time.sleep(0.2)
-        client = coordinator_client(ctx, endpoint)
-        try:
-            client.register(me, deadline)
-            return client.wait_members(ctx.slurm.rank, deadline)
-        except RendezvousError as exc:
-            raise KsiError(
-                f"{ctx.slurm.hostname}: cannot complete the rendezvous with rank 0 {endpoint['host']} "
-                f"({endpoint['address']}, TCP port {endpoint['port']}): {exc.cause}",
-                f"check that {ctx.slurm.hostname} can reach {endpoint['address']}:{endpoint['port']} "
-                "(firewall, cluster network)") from None
+        while (endpoint := ctx.job.read_json(ctx.job.endpoint_file)) is None:
+            if time.monotonic() >= deadline:
+                raise KsiError(
+                    f"{ctx.slurm.hostname}: rank 0 ({ctx.slurm.coordinator_host}) did not publish its "
+                    f"rendezvous in {ctx.job.endpoint_file} within {ctx.config.rendezvous_timeout:g} s",
+                    f"see {ctx.job.log_file(ctx.slurm.coordinator_host)}")
+            time.sleep(0.2)
+        ctx.endpoint = endpoint
+        client = RendezvousClient(endpoint["address"], endpoint["port"], ctx.job.read_secret(), ctx.slurm.rank,
+                                  ctx.slurm.hostname)
+        ctx.channel = client
+        watch = AbortWatch(client, ctx.abort).start()
+        ctx.on_teardown("stop watching for an abort", watch.stop)
+
+    @staticmethod
+    def _unreachable(ctx, exc: RendezvousError) -> KsiError:
+        if ctx.slurm.is_coordinator:
+            missing = ctx.rendezvous.missing("member")
+            names = ", ".join(f"rank {r} ({h})" for r, h in missing)
+            return KsiError(
+                f"rendezvous timed out after {ctx.config.rendezvous_timeout:g} s: {len(missing)} of "
+                f"{ctx.slurm.node_count} nodes never registered: {names}",
+                f"see {ctx.job.path}/agent-<host>.log of those hosts; check that they reach "
+                f"{ctx.slurm.hostname} ({ctx.address}) on TCP port {ctx.endpoint['port']}")
+        where = ctx.endpoint
+        return KsiError(
+            f"{ctx.slurm.hostname}: cannot complete the rendezvous with rank 0 {where['host']} "
+            f"({where['address']}, TCP port {where['port']}): {exc.cause}",
+            f"check that {ctx.slurm.hostname} can reach {where['address']}:{where['port']} "
+            "(firewall, cluster network)")

@@ -8,7 +8,6 @@ from ksi_multi.errors import KsiError
 from ksi_multi.loss import LossTracker, with_out_of_service
 from ksi_multi.nodeports import NodePortFollower
 from ksi_multi.phases.ready import kube_api, ready_nodes
-from ksi_multi.phases.rendezvous import coordinator_client
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -74,8 +73,7 @@ class WaitPhase:
             ctx.status.set_node_fields({ctx.slurm.hostname: fields})
             return True
         try:
-            coordinator_client(ctx, ctx.job.read_json(ctx.job.endpoint_file)).report_node(
-                ctx.slurm.rank, ctx.slurm.hostname, fields)
+            ctx.channel.put("node", fields, time.monotonic())  # one try
             return True
         except Exception as exc:  # tried again at the next heartbeat
             log.warning("wait: could not report this node's proxy state to rank 0: %s", exc)
@@ -87,8 +85,7 @@ class WaitPhase:
 
         log.error("wait: %s: %s is lost to the cluster; the other nodes go on", ctx.slurm.hostname, why)
         try:
-            coordinator_client(ctx, ctx.job.read_json(ctx.job.endpoint_file)).report_lost(
-                ctx.slurm.rank, ctx.slurm.hostname, why)
+            ctx.channel.put("lost", {"reason": why}, time.monotonic())  # one try
         except Exception as exc:  # rank 0 also notices through Kubernetes
             log.warning("wait: could not tell rank 0: %s", exc)
         teardown_early(ctx)

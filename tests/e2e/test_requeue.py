@@ -14,16 +14,18 @@ HOSTS = ("node01", "node02")
 
 
 def _run_facts(cluster, job: str) -> dict | None:
-    """What belongs to one run of the job: its CA, its join token, its secret; None while a run is between
-    its teardown and the next one's cluster phase (the files come and go)."""
+    """What belongs to one run of the job: its CA, its bootstrap (join) token, its secret; None while a run is
+    between its teardown and the next one's cluster phase (the files come and go)."""
     d = f"~/.ksi-multi/jobs/{job}"
     out = cluster.sh(f"grep -o 'certificate-authority-data: .*' {d}/kubeconfig && "
-                     f"python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"token\"])' {d}/join.json && "
+                     f"kubectl --kubeconfig {d}/kubeconfig -n kube-system get secrets -o name "
+                     "--field-selector type=bootstrap.kubernetes.io/token | sort | tr '\\n' ' ' && echo && "
                      f"sha256sum {d}/secret", check=False)
-    if out.returncode != 0:
+    lines = out.stdout.splitlines()
+    if out.returncode != 0 or len(lines) < 3:
         return None
-    ca, token, secret = out.stdout.splitlines()[:3]
-    return {"ca": ca.split()[1], "token": token.strip(), "secret": secret.split()[0]}
+    ca, tokens, secret = lines[:3]
+    return {"ca": ca.split()[1], "tokens": tokens.strip(), "secret": secret.split()[0]}
 
 
 def _restarts(cluster, job: str) -> int:

@@ -72,6 +72,6 @@ def test_scancel_removes_everything_within_killwait(cluster, job):
     assert cluster.leftovers(host, job) == []
     status = cluster.status(job)
     assert status["state"] == "stopped"
-    assert status["reason"] == "the job was cancelled (scancel) while holding the cluster", status
+    assert status["reason"] == "the job was cancelled or requeued (scancel, scontrol requeue) while holding the cluster", status
     log = cluster.job_file(job, f"agent-{host}.log")
     assert "teardown: done" in log

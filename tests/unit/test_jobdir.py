@@ -19,7 +19,7 @@ def test_prepare_makes_private_dir_and_fresh_secret(tmp_path):
     assert mode(job.secret_file) == 0o600
     first = job.read_secret()
     assert len(first) == 64
-    earlier_run = (job.endpoint_file, job.status_file, job.join_file, job.kubeconfig_file, job.timings_file)
+    earlier_run = (job.endpoint_file, job.status_file, job.kubeconfig_file, job.timings_file)
     for path in earlier_run:
         write_json(path, {"from": "the run before a requeue"})
     job.log_file("node01").write_text("kept: the history of the job\n")

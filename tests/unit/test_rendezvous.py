@@ -1,4 +1,5 @@
-"""The rendezvous protocol against a real HTTP server on loopback."""
+"""The coordination channel (rank 0's rendezvous: a key-value store with barriers) against a real HTTP
+server on loopback."""
 
 import json
 import threading
@@ -8,22 +9,23 @@ import urllib.request
 
 import pytest
 
+from ksi_multi.errors import Aborted, KsiError
 from ksi_multi.rendezvous import (
     AUTH_HEADER,
+    AbortWatch,
+    LocalChannel,
     Rendezvous,
     RendezvousClient,
     RendezvousError,
     RendezvousServer,
+    seal,
     sign,
+    unseal,
     verify,
 )
 
 SECRET = "s3cret" * 8
 HOSTS = ["node01", "node02", "node03"]
-
-
-def member(rank, host=None, address=None):
-    return {"rank": rank, "hostname": host or HOSTS[rank], "address": address or f"127.0.0.{rank + 1}", "info": {}}
 
 
 @pytest.fixture
@@ -34,49 +36,114 @@ def server():
     srv.stop()
 
 
-def client(srv, secret=SECRET):
-    return RendezvousClient("127.0.0.1", srv.port, secret, request_timeout=5)
+def client(srv, rank=1, secret=SECRET):
+    return RendezvousClient("127.0.0.1", srv.port, secret, rank, HOSTS[rank], request_timeout=5)
 
 
 def soon(seconds=5):
     return time.monotonic() + seconds
 
 
-def test_everyone_registers_and_sees_the_same_membership(server):
-    server.state.register(member(0))
+def test_every_node_puts_its_address_and_the_barrier_gives_all_of_them(server):
+    rank0 = LocalChannel(server.state)
+    rank0.put("member", {"address": "127.0.0.1"}, soon())
     results = {}
 
     def worker(rank):
-        c = client(server)
-        c.register(member(rank), soon())
-        results[rank] = c.wait_members(rank, soon())
+        c = client(server, rank)
+        c.put("member", {"address": f"127.0.0.{rank + 1}"}, soon())
+        results[rank] = c.wait_all("member", soon())
 
     threads = [threading.Thread(target=worker, args=(r,)) for r in (1, 2)]
     for t in threads:
         t.start()
-    assert server.state.wait(timeout=5)
+    assert rank0.wait_all("member", soon()) == {r: {"address": f"127.0.0.{r + 1}"} for r in range(3)}
     for t in threads:
         t.join()
-    assert results[1] == results[2]
-    assert [m["hostname"] for m in results[1]] == HOSTS
-    assert [m["address"] for m in results[1]] == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    assert results[1] == results[2] == rank0.get("member")[0]
+    assert [m["address"] for m in server.state.members()] == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+
+
+def test_a_barrier_that_never_completes_names_who_is_missing():
+    state = Rendezvous(HOSTS)
+    state.publish("mesh", {"mesh_port": 1})
+    state.publish("mesh", {"mesh_port": 2}, rank=2)
+    started = time.monotonic()
+    with pytest.raises(RendezvousError, match=r"rank 1 \(node02\) published no mesh"):
+        LocalChannel(state).wait_all("mesh", soon(0.5))
+    assert time.monotonic() - started < 2
+
+
+def test_a_put_again_replaces_and_a_foreign_rank_is_refused(server):
+    c = client(server)
+    c.put("member", {"address": "127.0.0.2"}, soon())
+    c.put("member", {"address": "127.0.0.9"}, soon())
+    assert server.state.of("member") == {1: {"address": "127.0.0.9"}}
+    status, body = c.request("POST", "/v1/put", {"rank": 1, "hostname": "node03", "key": "member",
+                                                 "value": {"address": "127.0.0.3"}})
+    assert status == 409 and "rank 1 belongs to node02" in body["error"]
+
+
+def test_the_join_material_is_rank_0s_alone_and_sealed(server):
+    join = {"endpoint": "10.250.0.1:6443", "token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:00"}
+    LocalChannel(server.state).put("join", {"sealed": seal(SECRET, join)}, soon())
+    status, raw = client(server).request("GET", "/v1/get?key=join")
+    assert status == 200 and join["token"] not in json.dumps(raw)  # what crosses the network is sealed
+    assert unseal(SECRET, client(server).wait_for("join", 0, soon())["sealed"]) == join
+    with pytest.raises(KsiError, match="does not open with this job's secret"):
+        unseal("another" * 8, raw["values"]["0"]["sealed"])
+    status, body = client(server).request("POST", "/v1/put", {"rank": 1, "hostname": "node02", "key": "join",
+                                                               "value": {"sealed": "x"}})
+    assert status == 400 and server.state.of("join").keys() == {0}
+
+
+def test_an_abort_reaches_every_node_with_its_reason(server):
+    seen = []
+    server.state.on_abort = seen.append
+    watched = []
+    watch = AbortWatch(client(server, 2), watched.append, interval=0.1).start()
+    try:
+        client(server, 1).abort("cluster: kubeadm join failed")
+        assert seen == ["node02 failed in cluster: kubeadm join failed"]
+        deadline = soon()
+        while not watched and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watched == seen
+    finally:
+        watch.stop()
+    with pytest.raises(Aborted, match="the job was aborted: node02 failed in cluster"):
+        client(server, 2).wait_all("mesh", soon())
+    with pytest.raises(Aborted):
+        LocalChannel(server.state).wait_all("mesh", soon())
+    client(server, 2).abort("later")  # the first reason stays
+    assert server.state.closed == "node02 failed in cluster: kubeadm join failed" and len(seen) == 1
+
+
+def test_rank_0_gone_quiet_counts_as_an_abort():
+    reasons = []
+    watch = AbortWatch(RendezvousClient("127.0.0.1", 9, SECRET, 1, "node02", request_timeout=0.5), reasons.append,
+                       interval=0.05, patience=3).start()
+    deadline = soon()
+    while not reasons and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watch.stop()
+    assert reasons and "stopped answering" in reasons[0]
 
 
 def test_wrong_secret_is_rejected(server):
-    status, _ = client(server).request("GET", "/v1/members")
-    assert status == 200
     with pytest.raises(RendezvousError, match="answered with a wrong job signature"):
-        client(server, secret="wrong").register(member(1), soon(1))
-    assert server.state.members == {}
+        client(server, secret="wrong").put("member", {"address": "127.0.0.2"}, soon(1))
+    assert server.state.of("member") == {}
 
 
 def test_missing_signature_gets_401(server):
-    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/v1/register", method="POST",
-                                 data=json.dumps(member(1)).encode())
+    body = {"rank": 1, "hostname": "node02", "key": "member", "value": {"address": "127.0.0.2"}}
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/v1/put", method="POST",
+                                 data=json.dumps(body).encode())
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=5)
     assert err.value.code == 401
-    assert server.state.members == {}
+    assert server.state.of("member") == {}
 
 
 def _post(server, path, body: bytes, header: str):
@@ -89,119 +156,75 @@ def _post(server, path, body: bytes, header: str):
         return err.code, json.loads(err.read()), err.headers.get(AUTH_HEADER)
 
 
+PUT = json.dumps({"rank": 1, "hostname": "node02", "key": "member", "value": {"address": "127.0.0.2"}}).encode()
+
+
 def test_a_recorded_request_is_accepted_once(server):
-    body = json.dumps(member(1)).encode()
-    header = sign(SECRET, "POST", "/v1/register", body)
-    assert _post(server, "/v1/register", body, header)[0] == 200
-    status, reply, _ = _post(server, "/v1/register", body, header)
+    header = sign(SECRET, "POST", "/v1/put", PUT)
+    assert _post(server, "/v1/put", PUT, header)[0] == 200
+    status, reply, _ = _post(server, "/v1/put", PUT, header)
     assert status == 401 and "replayed" in reply["error"]
 
 
 def test_a_reply_is_bound_to_its_request():
-    body = b'{"registered": 1}'
-    reply = sign(SECRET, "REPLY", "/v1/register", body, nonce="a" * 32)
-    assert verify(SECRET, reply, "REPLY", "/v1/register", body, nonce="a" * 32)
-    assert not verify(SECRET, reply, "REPLY", "/v1/register", body, nonce="b" * 32)
+    body = b'{"put": "member"}'
+    reply = sign(SECRET, "REPLY", "/v1/put", body, nonce="a" * 32)
+    assert verify(SECRET, reply, "REPLY", "/v1/put", body, nonce="a" * 32)
+    assert not verify(SECRET, reply, "REPLY", "/v1/put", body, nonce="b" * 32)
 
 
 def test_a_skewed_clock_is_named_as_such(server):
-    body = json.dumps(member(1)).encode()
-    status, reply, _ = _post(server, "/v1/register", body, sign(SECRET, "POST", "/v1/register", body,
-                                                                 ts=int(time.time()) - 900))
+    status, reply, _ = _post(server, "/v1/put", PUT, sign(SECRET, "POST", "/v1/put", PUT, ts=int(time.time()) - 900))
     assert status == 401 and "off this host's clock" in reply["error"] and "NTP" in reply["error"]
-    status, reply, _ = _post(server, "/v1/register", body, sign("wrong", "POST", "/v1/register", body,
-                                                                 ts=int(time.time()) - 900))
+    status, reply, _ = _post(server, "/v1/put", PUT, sign("wrong", "POST", "/v1/put", PUT, ts=int(time.time()) - 900))
     assert status == 401 and "clock" not in reply["error"], "without the secret, nothing about the clock"
-
-
-def test_duplicate_registration_is_idempotent_conflict_is_refused(server):
-    c = client(server)
-    c.register(member(1), soon())
-    c.register(member(1, address="127.0.0.9"), soon())
-    assert server.state.members[1]["address"] == "127.0.0.9"
-    status, body = c.request("POST", "/v1/register", member(1, host="node03"))
-    assert status == 409
-    assert "rank 1 belongs to node02" in body["error"]
 
 
 def test_bad_bodies(server):
     c = client(server)
-    for bad in ({"rank": 5, "hostname": "x", "address": "1.2.3.4"}, {"rank": 1, "hostname": "node02", "address": "nope"},
-                {"rank": True, "hostname": "node02", "address": "1.2.3.4"}, ["not", "an", "object"]):
-        status, body = c.request("POST", "/v1/register", bad)
+    for bad in ({"rank": 5, "hostname": "x", "key": "member", "value": {"address": "1.2.3.4"}},
+                {"rank": 1, "hostname": "node02", "key": "member", "value": {"address": "nope"}},
+                {"rank": True, "hostname": "node02", "key": "member", "value": {"address": "1.2.3.4"}},
+                {"rank": 1, "hostname": "node02", "key": "secret", "value": {}},
+                {"rank": 1, "hostname": "node02", "key": "member", "value": {"address": "1.2.3.4"}, "x": 1},
+                ["not", "an", "object"]):
+        status, body = c.request("POST", "/v1/put", bad)
         assert status == 400, bad
         assert body["error"]
-
-
-def test_late_registration_after_close(server):
-    server.state.close("timed out")
-    status, body = client(server).request("POST", "/v1/register", member(2))
-    assert status == 410
-    assert "closed: timed out" in body["error"]
-
-
-def test_timeout_reports_who_is_missing():
-    state = Rendezvous(HOSTS)
-    state.register(member(0))
-    state.register(member(2))
-    started = time.monotonic()
-    assert not state.wait(timeout=0.5)
-    assert time.monotonic() - started < 2
-    assert state.missing() == [(1, "node02")]
-
-
-def test_coordinator_waits_until_members_have_fetched_the_result(server):
-    server.state.register(member(0))
-    for r in (1, 2):
-        server.state.register(member(r))
-    assert not server.state.wait(timeout=0.3)  # complete, but nobody has fetched it yet
-    assert server.state.unacknowledged() == [(1, "node02"), (2, "node03")]
-    for r in (1, 2):
-        client(server).wait_members(r, soon())
-    assert server.state.wait(timeout=1)
+    assert c.request("GET", "/v1/get?key=../../etc")[0] == 404
+    assert c.request("GET", "/v1/members")[0] == 404
 
 
 def test_unreachable_rendezvous_gives_up_at_deadline():
-    c = RendezvousClient("127.0.0.1", 9, SECRET, request_timeout=1)
+    c = RendezvousClient("127.0.0.1", 9, SECRET, 1, "node02", request_timeout=1)
     started = time.monotonic()
     with pytest.raises(RendezvousError, match="no answer from the rendezvous at 127.0.0.1:9"):
-        c.register(member(1), soon(1))
+        c.put("member", {"address": "127.0.0.2"}, soon(1))
     assert time.monotonic() - started < 5
 
 
 def test_signature_binds_time_method_path_and_body():
-    header = sign(SECRET, "POST", "/v1/register", b"{}", ts=1000)
-    assert verify(SECRET, header, "POST", "/v1/register", b"{}", now=1000)
-    assert not verify(SECRET, header, "POST", "/v1/register", b"{ }", now=1000)
-    assert not verify(SECRET, header, "GET", "/v1/register", b"{}", now=1000)
-    assert not verify(SECRET, header, "POST", "/v1/register", b"{}", now=2000)  # replay outside the window
-    assert not verify("other", header, "POST", "/v1/register", b"{}", now=1000)
+    header = sign(SECRET, "POST", "/v1/put", b"{}", ts=1000)
+    assert verify(SECRET, header, "POST", "/v1/put", b"{}", now=1000)
+    assert not verify(SECRET, header, "POST", "/v1/put", b"{ }", now=1000)
+    assert not verify(SECRET, header, "GET", "/v1/put", b"{}", now=1000)
+    assert not verify(SECRET, header, "POST", "/v1/put", b"{}", now=2000)  # replay outside the window
+    assert not verify("other", header, "POST", "/v1/put", b"{}", now=1000)
     assert not verify(SECRET, None, "POST", "/", b"", now=1000)
     assert AUTH_HEADER.lower().startswith("x-")
 
 
-def test_a_member_reports_its_node_lost_and_only_its_own_rank(server):
-    c = client(server)
-    c.report_lost(2, "node03", "node container exited")
-    c.report_lost(2, "node03", "again")  # the first reason is kept
-    assert server.state.lost == {2: "node container exited"}
+def test_a_node_reports_its_loss_and_its_fields_for_its_own_rank_only(server):
+    c = client(server, 2)
+    c.put("lost", {"reason": "node container exited"}, soon())
     assert server.state.lost_hosts() == {"node03": "node container exited"}
-    with pytest.raises(RendezvousError, match="belongs to node02"):
-        c.report_lost(1, "node03", "wrong host")
-    status, _ = c.request("POST", "/v1/lost", {"rank": 7, "hostname": "x"})
-    assert status == 400 and server.state.lost == {2: "node container exited"}
-
-
-def test_a_member_reports_its_node_fields_and_nothing_else(server):
-    c = client(server)
-    c.report_node(1, "node02", {"proxy": "restarted 1x", "nodeports": {"30080": "ok"}})
-    c.report_node(1, "node02", {"nodeports": {"30080": "ok", "30081": "address already in use"}})
-    assert server.state.node_reports() == {"node02": {"proxy": "restarted 1x",
-                                                      "nodeports": {"30080": "ok", "30081": "address already in use"}}}
-    with pytest.raises(RendezvousError, match="belongs to node03"):
-        c.report_node(2, "node02", {"proxy": "x"})
-    for fields in ({"lost": "x"}, {"proxy": 5}, {"proxy": "x" * 501}, {}, "proxy", {"nodeports": {"x": "ok"}},
-                   {"nodeports": {"30080": 1}}, {"nodeports": ["30080"]}):
-        status, body = c.request("POST", "/v1/node", {"rank": 1, "hostname": "node02", "fields": fields})
-        assert status == 400 and "fields must be proxy" in body["error"]
-    assert server.state.node_reports()["node02"]["proxy"] == "restarted 1x"
+    c.put("node", {"proxy": "restarted 1x", "nodeports": {"30080": "ok"}}, soon())
+    assert server.state.node_reports() == {"node03": {"proxy": "restarted 1x", "nodeports": {"30080": "ok"}}}
+    for fields in ({"lost": "x"}, {"proxy": 5}, {"proxy": "x" * 501}, {}, {"nodeports": {"x": "ok"}},
+                   {"nodeports": {"30080": 1}}, {"nodeports": ["30080"]}, {"mesh_helper": "a\nb"}):
+        status, body = c.request("POST", "/v1/put", {"rank": 2, "hostname": "node03", "key": "node", "value": fields})
+        assert status == 400 and "fields must be proxy" in body["error"], fields
+    for value in ({"reason": 5}, {"reason": "x" * 501}, {"why": "x"}):
+        status, _ = c.request("POST", "/v1/put", {"rank": 2, "hostname": "node03", "key": "lost", "value": value})
+        assert status == 400, value
+    assert server.state.node_reports()["node03"]["proxy"] == "restarted 1x"

@@ -41,16 +41,18 @@ def status_of(srv, request: bytes) -> int:
 
 
 def post(length: str, body: bytes = b"") -> bytes:
-    return f"POST /v1/register HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode() + body
+    return f"POST /v1/put HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode() + body
 
 
 def register_all(srv) -> None:
     deadline = time.monotonic() + 10
     for rank, host in enumerate(HOSTS):
-        RendezvousClient("127.0.0.1", srv.port, SECRET, request_timeout=5).register(
-            {"rank": rank, "hostname": host, "address": f"127.0.0.{rank + 1}", "info": {}}, deadline)
-    members = RendezvousClient("127.0.0.1", srv.port, SECRET, request_timeout=5).wait_members(1, deadline)
-    assert [m["hostname"] for m in members] == HOSTS
+        RendezvousClient("127.0.0.1", srv.port, SECRET, rank, host, request_timeout=5).put(
+            "member", {"address": f"127.0.0.{rank + 1}"}, deadline)
+    members = RendezvousClient("127.0.0.1", srv.port, SECRET, 1, HOSTS[1], request_timeout=5).wait_all(
+        "member", deadline)
+    assert sorted(members) == [0, 1]
+    assert [m["hostname"] for m in srv.state.members()] == HOSTS
 
 
 @pytest.mark.parametrize("length, expected", [("-1", 400), ("abc", 400), ("1e3", 400), ("١٢", 400),
@@ -104,7 +106,7 @@ def test_a_header_flood_does_not_grow_memory(server):
     socks = []
     for _ in range(rendezvous.MAX_CONNECTIONS_PER_PEER):
         sock = connect(server)
-        sock.sendall(b"POST /v1/register HTTP/1.1\r\n")
+        sock.sendall(b"POST /v1/put HTTP/1.1\r\n")
         socks.append(sock)
     for sock in socks:
         try:

@@ -6,7 +6,6 @@ import base64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ksi_multi import rendezvous
 from ksi_multi.rendezvous import Rendezvous, printable
 from netplugins.topology import Member
 from netplugins.wireguard import plan as wg_plan
@@ -17,41 +16,51 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                            max_leaves=12)
 keys = st.binary(min_size=32, max_size=32).map(lambda b: base64.b64encode(b).decode())
 hostnames = st.from_regex(r"\A[a-z0-9][a-z0-9.-]{0,20}\Z")
-members = st.fixed_dictionaries({
+puts = st.fixed_dictionaries({
     "rank": st.one_of(st.integers(-2, SIZE + 2), st.booleans(), st.text(max_size=3), st.none()),
     "hostname": st.one_of(hostnames, st.text(max_size=30)),
-    "address": st.one_of(st.ip_addresses().map(str), st.text(max_size=20)),
-    "info": st.one_of(st.fixed_dictionaries({}, optional={
-        "mesh_key": st.one_of(keys, st.text(max_size=60)),
-        "mesh_port": st.one_of(st.integers(-5, 70000), st.text(max_size=6), st.booleans())}), json_values),
+    "key": st.one_of(st.sampled_from(["member", "mesh", "lost", "node", "join"]), st.text(max_size=8)),
+    "value": st.one_of(
+        st.fixed_dictionaries({"address": st.one_of(st.ip_addresses().map(str), st.text(max_size=20))}),
+        st.fixed_dictionaries({}, optional={
+            "mesh_key": st.one_of(keys, st.text(max_size=60)),
+            "mesh_port": st.one_of(st.integers(-5, 70000), st.text(max_size=6), st.booleans())}),
+        json_values),
 })
 
 
-@settings(max_examples=400, deadline=None)
-@given(body=st.one_of(members, json_values))
-def test_any_registration_is_either_refused_or_safe_to_render(body):
-    problem = rendezvous._check_member(body, SIZE)
-    if problem is not None:
-        assert isinstance(problem, str) and "\n" not in problem
+@settings(max_examples=500, deadline=None)
+@given(body=st.one_of(puts, json_values))
+def test_any_put_is_either_refused_or_safe_to_render(body):
+    state = Rendezvous([f"node{i}" for i in range(SIZE)])
+    status, reply = state.put(body)
+    assert 200 <= status < 500 and isinstance(reply, dict)
+    if status != 200:
+        assert "\n" not in reply["error"]
+        assert not any(state.values.values())
         return
-    info = body.get("info", {})
-    assert 0 <= body["rank"] < SIZE and not isinstance(body["rank"], bool)
-    assert body["hostname"].isascii() and body["hostname"].isprintable() and len(body["hostname"]) <= 253
-    assert set(info) <= {"mesh_key", "mesh_port"}
-    key = info.get("mesh_key", "")
-    assert key == "" or len(base64.b64decode(key)) == 32
-    port = info.get("mesh_port", 51820)
-    assert isinstance(port, int) and 1 <= port <= 65535
+    rank, key, value = body["rank"], body["key"], body["value"]
+    assert 0 <= rank < SIZE and not isinstance(rank, bool) and body["hostname"] == f"node{rank}"
+    assert key in ("member", "mesh", "lost", "node")
+    if key == "mesh":
+        assert set(value) <= {"mesh_key", "mesh_port"}
+        mesh_key = value.get("mesh_key", "")
+        assert mesh_key == "" or len(base64.b64decode(mesh_key)) == 32
+        assert isinstance(value["mesh_port"], int) and 1 <= value["mesh_port"] <= 65535
+    if key == "member":
+        assert set(value) == {"address"} and state.members()[0]["address"] == value["address"]
 
 
 @settings(max_examples=200, deadline=None)
 @given(key_list=st.lists(keys, min_size=2, max_size=5, unique=True), port=st.integers(1, 65535))
 def test_accepted_keys_render_one_line_each(key_list, port):
-    accepted = [{"rank": r, "hostname": f"node{r}", "address": f"10.0.0.{r + 1}",
-                 "info": {"mesh_key": k, "mesh_port": port}} for r, k in enumerate(key_list)]
-    assert all(rendezvous._check_member(m, len(accepted)) is None for m in accepted)
-    nodes = wg_plan.plan([Member(m["rank"], m["hostname"], m["address"], m["info"]["mesh_key"], port)
-                          for m in accepted])
+    state = Rendezvous([f"node{r}" for r in range(len(key_list))])
+    for r, k in enumerate(key_list):
+        assert state.put({"rank": r, "hostname": f"node{r}", "key": "member", "value": {"address": f"10.0.0.{r + 1}"}})[0] == 200
+        assert state.put({"rank": r, "hostname": f"node{r}", "key": "mesh",
+                          "value": {"mesh_key": k, "mesh_port": port}})[0] == 200
+    nodes = wg_plan.plan([Member(m["rank"], m["hostname"], m["address"], m["info"]["mesh_key"], m["info"]["mesh_port"])
+                          for m in state.members()])
     text = wg_plan.peers_config(nodes[0])
     settings_seen = [line.split("=", 1)[0] for line in text.splitlines()]
     assert set(settings_seen) <= {"replace_peers", "public_key", "endpoint", "replace_allowed_ips",
@@ -69,6 +78,6 @@ def test_reported_text_is_one_printable_line(text):
 @given(body=json_values)
 def test_reports_from_anyone_never_raise(body):
     state = Rendezvous([f"node{i}" for i in range(SIZE)])
-    for handler in (state.register, state.report_lost, state.report_node):
+    for handler in (state.put, state.abort):
         status, reply = handler(body)
         assert 200 <= status < 500 and isinstance(reply, dict)
