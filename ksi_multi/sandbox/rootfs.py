@@ -19,7 +19,7 @@ PACKAGES = (
     "dnsmasq-base",
     # ksi-multi's dependencies; the user installs ksi-multi itself from a wheel into a venv on top of them
     "python3", "python3-venv", "python3-click", "python3-yaml", "python3-jinja2", "python3-psutil",
-    "python3-pyroute2", "python3-kubernetes", "kubectl",
+    "python3-pyroute2", "python3-kubernetes", "python3-cryptography", "kubectl",
     # a Dask user's client on the login host: the versions the dask workload image has
     "python3-dask", "python3-distributed", "python3-numpy", "python3-pandas", "python3-lz4",
     # ... and dask-kubernetes' KubeCluster (PyPI, as in the image), on Debian's packages for the rest
