@@ -9,13 +9,21 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ksi_multi.config import Config
 from ksi_multi.errors import Aborted, KsiError, Terminated
 from ksi_multi.jobdir import JobDir, write_json
 from ksi_multi.slurm import SlurmContext
 from ksi_multi.status import StatusFile
+
+if TYPE_CHECKING:
+    from ksi_multi.kubeadm import ClusterPlan
+    from ksi_multi.node import NodeSpec
+    from ksi_multi.podman import PodmanHome
+    from ksi_multi.proxy import NodeProxy
+    from ksi_multi.rendezvous import LocalChannel, Rendezvous, RendezvousClient
+    from netplugins import MeshPlugin
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -31,19 +39,19 @@ class AgentContext:
     cleanup: contextlib.ExitStack
     status: StatusFile | None = None
     members: list[dict[str, Any]] = field(default_factory=list)
-    channel: Any = None  # the coordination channel (rank 0's rendezvous), set by the rendezvous phase
+    channel: RendezvousClient | LocalChannel | None = None  # the coordination channel, from the rendezvous phase
     endpoint: dict[str, Any] = field(default_factory=dict)  # where rank 0's rendezvous listens
     abort_reason: str = ""  # why the job was aborted elsewhere, once it was
-    podman: Any = None  # PodmanHome of this job on this host, once the node phase made it
-    node: Any = None  # NodeSpec of the running node container
+    podman: PodmanHome | None = None  # this job's podman store on this host, once the node phase made it
+    node: NodeSpec | None = None  # the running node container
     api_port: int = 0  # host port of the API server (rank 0), chosen by the node phase
     mesh_port: int = 0  # this host's mesh port, chosen by the node phase (forwarded) or the mesh phase
     node_ip: str = ""  # this node's Kubernetes address, set by the mesh phase
     pod_mtu: int | None = None  # the mesh's MTU for pod interfaces (several nodes), set by the mesh phase
-    cluster: Any = None  # ClusterPlan, set by the cluster phase
-    mesh: Any = None  # the running mesh (several nodes), set by the mesh phase
-    proxy: Any = None  # this host's running NodeProxy (NodePorts, egress), set by the node phase
-    rendezvous: Any = None  # rank 0's Rendezvous state, kept for the job's lifetime (loss reports)
+    cluster: ClusterPlan | None = None  # set by rank 0's cluster phase
+    mesh: MeshPlugin | None = None  # the running mesh (several nodes), set by the mesh phase
+    proxy: NodeProxy | None = None  # this host's ksi-proxy (NodePorts, egress), set by the node phase
+    rendezvous: Rendezvous | None = None  # rank 0's job store, kept for the job's lifetime (loss reports)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds, in order
 
     def on_teardown(self, what: str, fn: Callable[[], Any]) -> None:
@@ -69,17 +77,24 @@ class Phase(Protocol):
     def execute(self, ctx: AgentContext) -> None: ...
 
 
-def registry() -> dict[str, type]:
-    from ksi_multi.phases.cluster import ClusterPhase
+def registry(coordinator: bool = True) -> dict[str, type]:
+    """Each phase's implementation for rank 0 (the coordinator) or for the other nodes, as kind separates
+    kubeadm init from join: the phases hold no rank tests of their own for these."""
+    from ksi_multi.phases.cluster import ClusterInitPhase, ClusterJoinPhase
     from ksi_multi.phases.doctor import DoctorPhase
     from ksi_multi.phases.mesh import MeshPhase
     from ksi_multi.phases.node import NodePhase
-    from ksi_multi.phases.ready import ReadyPhase
-    from ksi_multi.phases.rendezvous import RendezvousPhase
+    from ksi_multi.phases.ready import ReadyPhase, WorkerReadyPhase
+    from ksi_multi.phases.rendezvous import CoordinatorRendezvousPhase, WorkerRendezvousPhase
     from ksi_multi.phases.wait import WaitPhase
 
-    return {p.name: p for p in (DoctorPhase, RendezvousPhase, NodePhase, MeshPhase, ClusterPhase, ReadyPhase,
-                                WaitPhase)}
+    if coordinator:
+        phases = (DoctorPhase, CoordinatorRendezvousPhase, NodePhase, MeshPhase, ClusterInitPhase, ReadyPhase,
+                  WaitPhase)
+    else:
+        phases = (DoctorPhase, WorkerRendezvousPhase, NodePhase, MeshPhase, ClusterJoinPhase, WorkerReadyPhase,
+                  WaitPhase)
+    return {p.name: p for p in phases}
 
 
 def plan(until: str | None) -> list[str]:
@@ -153,7 +168,7 @@ def _report_timings(ctx: AgentContext) -> None:
 def run(ctx: AgentContext, phases: list[str]) -> None:
     """Run the phases; tear down on success, failure or signal. A signal while holding the cluster is the
     normal end of a job; anywhere else it is reported as a stop. Failures update status.json (rank 0)."""
-    available = registry()
+    available = registry(coordinator=ctx.slurm.is_coordinator if ctx.slurm else True)
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_on_signal)
 

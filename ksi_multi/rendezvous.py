@@ -82,8 +82,8 @@ def verify(secret: str, header: str | None, method: str, path: str, body: bytes,
     return check(secret, header, method, path, body, now, nonce) is None
 
 
-KEYS = ("member", "mesh", "lost", "node")  # what a node may put; rank 0 alone publishes "join"
-COORDINATOR_KEYS = ("join",)
+KEYS = ("member", "mesh", "lost", "node")  # what a node may put; rank 0 alone publishes COORDINATOR_KEYS
+COORDINATOR_KEYS = ("join", "ready")
 
 
 class Rendezvous:

@@ -16,23 +16,26 @@ JOIN_FIELDS = ("endpoint", "token", "ca_cert_hash")
 KUBELET_HINT = "see the kubelet's log: journalctl -u kubelet inside the node container"
 
 
-class ClusterPhase:
-    """kubeadm init on rank 0 (rootless settings), kubeadm join on the others; CNI, storage, kubeconfig."""
+def _pod_network(ctx) -> None:
+    """This node's pod range: the CNI configuration, and masquerading for pods leaving the pod network."""
+    ranges = Ranges.of(ctx.config)
+    pods = kubeadm.pod_cidr(ctx.slurm.rank, ranges.pods)
+    _write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(pods, ctx.pod_mtu))
+    ctx.podman.podman("exec", ctx.node.name, "iptables", "-w", "5", "-A", *kubeadm.masquerade_rule(pods, ranges.pods))
+
+
+def _write(ctx, path: str, text: str, secrets=()) -> None:
+    ctx.podman.podman("exec", "-i", ctx.node.name, "sh", "-c", f'mkdir -p "$(dirname {path})" && cat > {path}',
+                      input=text, secrets=secrets)
+
+
+class ClusterInitPhase:
+    """Rank 0: kubeadm init (rootless settings), storage, the join material for the others, the kubeconfig."""
 
     name = "cluster"
 
     def execute(self, ctx) -> None:
-        ranges = Ranges.of(ctx.config)
-        pods = kubeadm.pod_cidr(ctx.slurm.rank, ranges.pods)
-        self._write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(pods, ctx.pod_mtu))
-        ctx.podman.podman("exec", ctx.node.name, "iptables", "-w", "5", "-A",
-                          *kubeadm.masquerade_rule(pods, ranges.pods))
-        if ctx.slurm.is_coordinator:
-            self._init(ctx)
-        else:
-            self._join(ctx)
-
-    def _init(self, ctx) -> None:
+        _pod_network(ctx)
         home, node = ctx.podman, ctx.node
         version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
         plan = kubeadm.ClusterPlan(job_id=ctx.slurm.job_id, kubernetes_version=version, node_name=ctx.slurm.hostname,
@@ -40,7 +43,7 @@ class ClusterPhase:
                                    api_server_port=ctx.api_port, token=kubeadm.bootstrap_token(),
                                    ranges=Ranges.of(ctx.config))
         ctx.cluster = plan
-        self._write(ctx, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
+        _write(ctx, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
         started = time.monotonic()
         home.podman("exec", node.name, "kubeadm", "init", "--config", "/ksi/kubeadm.yaml", "--skip-token-print",
                     "--skip-phases=preflight", timeout=600, secrets=[plan.token], fix=KUBELET_HINT)
@@ -60,7 +63,15 @@ class ClusterPhase:
         ctx.status.update(kubeconfig=str(ctx.job.kubeconfig_file), server=plan.server_url)
         log.info("cluster: kubeconfig for %s written to %s", plan.server_url, ctx.job.kubeconfig_file)
 
-    def _join(self, ctx) -> None:
+
+
+class ClusterJoinPhase:
+    """The other nodes: kubeadm join over the mesh, with the join material rank 0 published."""
+
+    name = "cluster"
+
+    def execute(self, ctx) -> None:
+        _pod_network(ctx)
         try:
             sealed = ctx.channel.wait_for("join", 0, time.monotonic() + ctx.config.ready_timeout)
         except RendezvousError:
@@ -71,13 +82,8 @@ class ClusterPhase:
         if not isinstance(join, dict) or not all(isinstance(join.get(k), str) for k in JOIN_FIELDS):
             raise KsiError("the join material from rank 0 is malformed", "start the job again")
         config = kubeadm.join_config(ctx.slurm.job_id, ctx.slurm.hostname, ctx.node_ip, join)
-        self._write(ctx, "/ksi/kubeadm-join.yaml", config, secrets=[join["token"]])
+        _write(ctx, "/ksi/kubeadm-join.yaml", config, secrets=[join["token"]])
         started = time.monotonic()
         ctx.podman.podman("exec", ctx.node.name, "kubeadm", "join", "--config", "/ksi/kubeadm-join.yaml",
                           "--skip-phases=preflight", timeout=600, secrets=[join["token"]], fix=KUBELET_HINT)
         log.info("cluster: joined %s in %.1f s", join["endpoint"], time.monotonic() - started)
-
-    @staticmethod
-    def _write(ctx, path: str, text: str, secrets=()) -> None:
-        ctx.podman.podman("exec", "-i", ctx.node.name, "sh", "-c", f'mkdir -p "$(dirname {path})" && cat > {path}',
-                          input=text, secrets=secrets)

@@ -4,6 +4,7 @@ import logging
 import time
 
 from ksi_multi.errors import KsiError
+from ksi_multi.rendezvous import RendezvousError
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -36,13 +37,12 @@ def dns_ready(api) -> bool:
 
 
 class ReadyPhase:
-    """Wait until every node is Ready and cluster DNS answers, through the user's own kubeconfig."""
+    """Rank 0: wait until every node is Ready and cluster DNS answers, through the user's own kubeconfig;
+    then tell the others."""
 
     name = "ready"
 
     def execute(self, ctx) -> None:
-        if not ctx.slurm.is_coordinator:
-            return
         api = kube_api(ctx)
         deadline = time.monotonic() + ctx.config.ready_timeout
         want = set(ctx.slurm.nodes)
@@ -57,5 +57,21 @@ class ReadyPhase:
                                + (f"nodes not Ready: {', '.join(missing)}" if missing else "CoreDNS not ready"),
                                "look at `kubectl get pods -A` with the job's kubeconfig")
             time.sleep(1)
+        ctx.channel.put("ready", {"nodes": len(want)}, time.monotonic())
         ctx.status.update(state="ready")
         log.info("ready: %d node(s) Ready, DNS up; export KUBECONFIG=%s", len(want), ctx.job.kubeconfig_file)
+
+
+class WorkerReadyPhase:
+    """The other nodes: wait until rank 0 has found the cluster ready (so that `--until ready` ends every node
+    only then)."""
+
+    name = "ready"
+
+    def execute(self, ctx) -> None:
+        try:
+            ctx.channel.wait_for("ready", 0, time.monotonic() + ctx.config.ready_timeout)
+        except RendezvousError:
+            raise KsiError(f"rank 0 ({ctx.slurm.coordinator_host}) did not find the cluster ready within "
+                           f"{ctx.config.ready_timeout:g} s", f"see {ctx.job.log_file(ctx.slurm.coordinator_host)}"
+                           ) from None

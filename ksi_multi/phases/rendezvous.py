@@ -17,31 +17,28 @@ from ksi_multi.rendezvous import (
 log = logging.getLogger("ksi_multi.agent")
 
 
-class RendezvousPhase:
+def _register(ctx) -> None:
+    """The first barrier: every node puts its address and waits until every node has."""
+    deadline = time.monotonic() + ctx.config.rendezvous_timeout
+    try:
+        ctx.channel.put("member", {"address": ctx.address}, deadline)
+        members = ctx.channel.wait_all("member", deadline)
+    except RendezvousError as exc:
+        raise _unreachable(ctx, exc) from None
+    ctx.members = [{"rank": r, "hostname": ctx.slurm.nodes[r], "address": v["address"], "info": {}}
+                   for r, v in sorted(members.items())]
+    log.info("rendezvous: %d members: %s", len(ctx.members),
+             ", ".join(f"{m['hostname']}={m['address']}" for m in ctx.members))
+
+
+class CoordinatorRendezvousPhase:
     """Rank 0 opens the job's coordination channel (its rendezvous: a small authenticated key-value store
-    with barriers); every node puts its address there and waits until every node has. The endpoint file in
-    the job directory is the only thing the nodes read from the shared filesystem besides the secret."""
+    with barriers) and publishes its endpoint in the job directory: with the secret, the only things the
+    nodes read from the shared filesystem."""
 
     name = "rendezvous"
 
     def execute(self, ctx) -> None:
-        if ctx.slurm.is_coordinator:
-            self._coordinate(ctx)
-        else:
-            self._join(ctx)
-        deadline = time.monotonic() + ctx.config.rendezvous_timeout
-        try:
-            ctx.channel.put("member", {"address": ctx.address}, deadline)
-            members = ctx.channel.wait_all("member", deadline)
-        except RendezvousError as exc:
-            raise self._unreachable(ctx, exc) from None
-        ctx.members = [{"rank": r, "hostname": ctx.slurm.nodes[r], "address": v["address"], "info": {}}
-                       for r, v in sorted(members.items())]
-        log.info("rendezvous: %d members: %s", len(ctx.members),
-                 ", ".join(f"{m['hostname']}={m['address']}" for m in ctx.members))
-
-    @staticmethod
-    def _coordinate(ctx) -> None:
         state = Rendezvous(ctx.slurm.nodes)
         ctx.rendezvous = state
         server = RendezvousServer(ctx.address, ctx.config.rendezvous_port, ctx.job.read_secret(), state).start()
@@ -53,9 +50,15 @@ class RendezvousPhase:
         ctx.endpoint = {"host": ctx.slurm.hostname, "address": ctx.address, "port": server.port}
         write_json(ctx.job.endpoint_file, ctx.endpoint)
         log.info("rendezvous: listening on %s:%d for %d nodes", ctx.address, server.port, ctx.slurm.node_count)
+        _register(ctx)
 
-    @staticmethod
-    def _join(ctx) -> None:
+
+class WorkerRendezvousPhase:
+    """The other nodes find rank 0's endpoint, join the channel and watch it for an abort."""
+
+    name = "rendezvous"
+
+    def execute(self, ctx) -> None:
         deadline = time.monotonic() + ctx.config.rendezvous_timeout
         while (endpoint := ctx.job.read_json(ctx.job.endpoint_file)) is None:
             if time.monotonic() >= deadline:
@@ -70,20 +73,21 @@ class RendezvousPhase:
         ctx.channel = client
         watch = AbortWatch(client, ctx.abort).start()
         ctx.on_teardown("stop watching for an abort", watch.stop)
+        _register(ctx)
 
-    @staticmethod
-    def _unreachable(ctx, exc: RendezvousError) -> KsiError:
-        if ctx.slurm.is_coordinator:
-            missing = ctx.rendezvous.missing("member")
-            names = ", ".join(f"rank {r} ({h})" for r, h in missing)
-            return KsiError(
-                f"rendezvous timed out after {ctx.config.rendezvous_timeout:g} s: {len(missing)} of "
-                f"{ctx.slurm.node_count} nodes never registered: {names}",
-                f"see {ctx.job.path}/agent-<host>.log of those hosts; check that they reach "
-                f"{ctx.slurm.hostname} ({ctx.address}) on TCP port {ctx.endpoint['port']}")
-        where = ctx.endpoint
+
+def _unreachable(ctx, exc: RendezvousError) -> KsiError:
+    if ctx.slurm.is_coordinator:
+        missing = ctx.rendezvous.missing("member")
+        names = ", ".join(f"rank {r} ({h})" for r, h in missing)
         return KsiError(
-            f"{ctx.slurm.hostname}: cannot complete the rendezvous with rank 0 {where['host']} "
-            f"({where['address']}, TCP port {where['port']}): {exc.cause}",
-            f"check that {ctx.slurm.hostname} can reach {where['address']}:{where['port']} "
-            "(firewall, cluster network)")
+            f"rendezvous timed out after {ctx.config.rendezvous_timeout:g} s: {len(missing)} of "
+            f"{ctx.slurm.node_count} nodes never registered: {names}",
+            f"see {ctx.job.path}/agent-<host>.log of those hosts; check that they reach "
+            f"{ctx.slurm.hostname} ({ctx.address}) on TCP port {ctx.endpoint['port']}")
+    where = ctx.endpoint
+    return KsiError(
+        f"{ctx.slurm.hostname}: cannot complete the rendezvous with rank 0 {where['host']} "
+        f"({where['address']}, TCP port {where['port']}): {exc.cause}",
+        f"check that {ctx.slurm.hostname} can reach {where['address']}:{where['port']} "
+        "(firewall, cluster network)")

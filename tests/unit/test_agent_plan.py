@@ -15,9 +15,11 @@ def test_unknown_phase():
     assert "rendezvous" in err.value.fix
 
 
-def test_every_phase_has_its_implementation():
+def test_every_phase_has_its_implementation_for_each_role():
     assert agent.plan(None) == list(agent.PHASES)
-    assert set(agent.registry()) == set(agent.PHASES)
+    coordinator, worker = agent.registry(coordinator=True), agent.registry(coordinator=False)
+    assert list(coordinator) == list(worker) == list(agent.PHASES)
+    assert {n for n in agent.PHASES if coordinator[n] is not worker[n]} == {"rendezvous", "cluster", "ready"}
 
 
 AGENT_WITH_A_SLOW_TEARDOWN = """
@@ -31,7 +33,7 @@ class Wait:
         print("holding", flush=True)
         time.sleep(60)
 
-agent.registry = lambda: {"wait": Wait}
+agent.registry = lambda coordinator=True: {"wait": Wait}
 agent.run(agent.AgentContext(config=None, slurm=None, job=None, address="", cleanup=contextlib.ExitStack()), ["wait"])
 """
 
@@ -66,7 +68,7 @@ class Wait:
         time.sleep(60)
 
 job = JobDir(Path(sys.argv[1]), "7")
-agent.registry = lambda: {"wait": Wait}
+agent.registry = lambda coordinator=True: {"wait": Wait}
 agent.run(agent.AgentContext(config=None, slurm=None, job=job, address="", cleanup=contextlib.ExitStack(),
                              status=StatusFile(job.status_file, "7")), ["wait"])
 """
