@@ -13,6 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from ksi_multi.sandbox import runs  # noqa: E402
 from ksi_multi.sandbox.cluster import Sandbox  # noqa: E402
 
 
@@ -21,14 +22,20 @@ def ksi(*args: str, env: dict | None = None) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def fresh_sandbox(name: str) -> Sandbox:
-    """The benchmark's own sandbox, taken down first if an earlier run left it up."""
+def run_name() -> str:
+    """This benchmark run's own sandbox name (locked while it runs); sandboxes of ended runs are taken down."""
     if os.geteuid() != 0:
         raise SystemExit("run as root: the sandbox needs namespaces, mounts and cgroups")
-    box = Sandbox(name)
-    if box.alive():
-        ksi("sandbox", "down", "--name", name)
-    return box
+    for name in runs.reap("b", lambda name: ksi("sandbox", "down", "--name", name)):
+        print(f"took down sandbox {name!r} of a benchmark run that has ended")
+    name = runs.RunName("b").name
+    print(f"sandbox of this run: {name}")
+    return name
+
+
+def fresh_sandbox(name: str) -> Sandbox:
+    """The benchmark's own sandbox (its name from run_name())."""
+    return Sandbox(name)
 
 
 def sh(box: Sandbox, cmd: str, host: str = "login", root: bool = False, timeout: float = 300) -> str:

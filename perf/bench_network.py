@@ -26,11 +26,10 @@ import re
 import time
 from dataclasses import dataclass
 
-from _sandbox import REPO, Sandbox, finish, fresh_sandbox, iperf_gbps, ksi, sh, submit
+from _sandbox import REPO, Sandbox, finish, fresh_sandbox, iperf_gbps, ksi, run_name, sh, submit
 
 from ksi_multi.sandbox.cluster import SHARED
 
-NAME = "bench"
 IMAGES = SHARED / "images"
 TOOLBOX = "localhost/ksi-multi/toolbox:1"
 PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready")
@@ -323,8 +322,8 @@ def main() -> None:
     starts: dict[int, dict] = {}
     outside: dict[str, dict] = {}
     for link in links:
-        box = fresh_sandbox(NAME)
-        ksi("sandbox", "up", "-N", "4", "--mtu", str(link), "--name", NAME)
+        box = fresh_sandbox(name := run_name())
+        ksi("sandbox", "up", "-N", "4", "--mtu", str(link), "--name", name)
         try:
             baselines[link] = host_to_host(box, args.seconds, link)
             print(f"  host<->host link {link}: {baselines[link]['gbps_1']:.2f} Gbit/s", flush=True)
@@ -344,7 +343,7 @@ def main() -> None:
                 starts = {n: startup(box, n) for n in ((1, 2) if args.quick else (1, 2, 4))}
         finally:
             if not (args.keep and link == links[-1]):
-                ksi("sandbox", "down", "--name", NAME)
+                ksi("sandbox", "down", "--name", name)
     print("\n" + "\n".join(report(baselines, pods, starts, args.seconds)))
     if outside:
         rows = {k: v for k, v in outside.items() if k != "base"}

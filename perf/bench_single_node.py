@@ -13,11 +13,10 @@ import argparse
 import os
 import time
 
-from _sandbox import Sandbox, finish, fresh_sandbox, iperf_gbps, ksi, sh, submit
+from _sandbox import Sandbox, finish, fresh_sandbox, iperf_gbps, ksi, run_name, sh, submit
 
 from ksi_multi.sandbox.cluster import SHARED
 
-NAME = "bench"
 IMAGES = SHARED / "images"
 TOOLBOX = "localhost/ksi-multi/toolbox:1"
 PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready")
@@ -47,15 +46,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox up")
     args = parser.parse_args()
-    box = fresh_sandbox(NAME)
+    box = fresh_sandbox(name := run_name())
     ksi("image", "build", "--output", str(IMAGES))
-    ksi("sandbox", "up", "-N", "2", "--name", NAME)
+    ksi("sandbox", "up", "-N", "2", "--name", name)
     try:
         baseline = host_to_host(box, args.seconds)
         results = {b: run_backend(box, b, args.seconds) for b in ("pasta", "slirp4netns")}
     finally:
         if not args.keep:
-            ksi("sandbox", "down", "--name", NAME)
+            ksi("sandbox", "down", "--name", name)
     names = list(results)
     print(f"\nksi-multi single-node benchmark ({os.cpu_count()} CPUs; iperf3 {args.seconds} s, 1 stream)\n")
     print(f"{'startup phase (s)':<28}" + "".join(f"{n:>14}" for n in names))

@@ -18,11 +18,10 @@ import json
 import os
 import time
 
-from _sandbox import REPO, Sandbox, finish, fresh_sandbox, ksi, sh, submit
+from _sandbox import REPO, Sandbox, finish, fresh_sandbox, ksi, run_name, sh, submit
 
 from ksi_multi.sandbox.cluster import SHARED
 
-NAME = "bench"
 IMAGES = SHARED / "images"
 MESHES = ("wireguard", "wireguard-forwarded", "vxlan")
 HOSTS = tuple(f"node{i:02d}" for i in range(1, 5))
@@ -176,8 +175,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "perf" / "results"))
     args = parser.parse_args()
     ksi("image", "build", "--output", str(IMAGES), "--workloads", "dask,spark")
-    box = fresh_sandbox(NAME)
-    ksi("sandbox", "up", "-N", "4", "--name", NAME)
+    box = fresh_sandbox(name := run_name())
+    ksi("sandbox", "up", "-N", "4", "--name", name)
     rows: dict[str, dict] = {}
     try:
         base = baseline(box, args)
@@ -189,7 +188,7 @@ def main() -> None:
                   f"spark {r['spark']['wall']:.1f} s ({r['spark']['mesh_bytes'] / 1e6:.0f} MB)", flush=True)
     finally:
         if not args.keep:
-            ksi("sandbox", "down", "--name", NAME)
+            ksi("sandbox", "down", "--name", name)
     print("\n" + "\n".join(report(base, rows, args)))
     for name, r in rows.items():
         if r.get("load"):

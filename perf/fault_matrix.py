@@ -20,11 +20,10 @@ import re
 import time
 from collections.abc import Callable
 
-from _sandbox import REPO, Sandbox, fresh_sandbox, ksi, sh
+from _sandbox import REPO, Sandbox, fresh_sandbox, ksi, run_name, sh
 
 from ksi_multi.sandbox.cluster import SHARED
 
-NAME = "bench"
 HOSTS = ("node01", "node02")
 PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready", "wait")
 SBATCH = f"sbatch --parsable -N 2 -w {','.join(HOSTS)} {{slurm}} $(ksi-multi batch-script --path) " \
@@ -206,8 +205,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown cases: {', '.join(sorted(unknown))}")
     ksi("image", "build", "--output", str(SHARED / "images"), "--workloads", "dask,spark")
-    box = fresh_sandbox(NAME)
-    ksi("sandbox", "up", "-N", str(len(HOSTS)), "--name", NAME)
+    box = fresh_sandbox(name := run_name())
+    ksi("sandbox", "up", "-N", str(len(HOSTS)), "--name", name)
     rows: dict[str, dict] = {}
     try:
         for name in args.cases.split(","):
@@ -218,7 +217,7 @@ def main() -> None:
                   f"{r['left'] or 'nothing'} [{time.monotonic() - started:.0f} s]", flush=True)
     finally:
         if not args.keep:
-            ksi("sandbox", "down", "--name", NAME)
+            ksi("sandbox", "down", "--name", name)
     lines = table(rows)
     print("\n" + "\n".join(lines))
     with open(f"{args.out}/faults.json", "w") as fh:

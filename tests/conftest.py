@@ -4,8 +4,9 @@ import os
 
 import pytest
 
+from ksi_multi.sandbox import runs
 from ksi_multi.sandbox.cluster import Sandbox
-from tests.helpers import IMAGES, NAME, NODES, Cluster, build_dist, install_wheel, ksi
+from tests.helpers import IMAGES, NAME, NODES, RUN, Cluster, build_dist, install_wheel, ksi
 
 
 def pytest_collection_modifyitems(items):
@@ -31,12 +32,14 @@ def installed(dist, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cluster(dist):
+    for name in runs.reap("t", lambda name: ksi("sandbox", "down", "--name", name)):
+        print(f"took down sandbox {name!r} of a test run that has ended")
+    print(f"sandbox of this run: {NAME}")
     box = Sandbox(NAME)
-    if box.alive():
-        ksi("sandbox", "down", "--name", NAME)
     ksi("sandbox", "up", "-N", str(NODES), "--name", NAME, "--wheel", str(dist.wheel))
     yield Cluster(box)
     ksi("sandbox", "down", "--name", NAME)
+    RUN.release()
     assert box.leftovers() == []
 
 
