@@ -139,6 +139,18 @@ class Cluster:
                       f"grep -qx SLURM_JOB_ID={job_id} && echo ${{p#/proc/}}; done; true", host=host).stdout
         return set(out.split())
 
+    def assert_nothing_left(self, job_id: str, hosts, within: float = 35) -> None:
+        """Nothing of the job on any of the hosts, within `within` seconds (its agents may still tear down)."""
+        deadline = time.monotonic() + within
+        while any(self.leftovers(h, job_id) for h in hosts) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert {h: self.leftovers(h, job_id) for h in hosts} == {h: [] for h in hosts}
+
+    def ready_nodes(self, kubeconfig: str) -> list[list[str]]:
+        """[name, STATUS] of every node, as kubectl sees them through the job's kubeconfig."""
+        out = self.sh(f"kubectl --kubeconfig {kubeconfig} get nodes --no-headers", timeout=60).stdout
+        return sorted(line.split()[:2] for line in out.splitlines())
+
     def leftovers(self, host: str, job_id: str) -> list[str]:
         """What a job of the sandbox user left on a host: processes, scratch, cgroups."""
         found = self.sh("pgrep -u ksiuser -a . | grep -v -e 'pgrep' -e 'bash -lc' -e 'hold-port' || true; "

@@ -30,7 +30,4 @@ def test_a_workers_failure_stops_rank_0_at_once_with_its_reason(cluster, images)
     assert "phase mesh: start" not in rank0  # stopped in its node phase, not after it
     assert "teardown: done" in rank0
     assert took < 100, f"the job took {took:.0f} s to end"  # srun --wait alone would be 120 s
-    deadline = time.monotonic() + 35
-    while any(cluster.leftovers(h, job) for h in HOSTS) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert {h: cluster.leftovers(h, job) for h in HOSTS} == {h: [] for h in HOSTS}
+    cluster.assert_nothing_left(job, HOSTS, within=35)

@@ -2,7 +2,6 @@
 The job sets its mesh port, as on a site whose firewall opens only that one."""
 
 import re
-import time
 
 import pytest
 
@@ -31,7 +30,4 @@ def test_blocked_mesh_port_is_named(cluster, images, mesh, message):
     logs = "".join(cluster.job_file(job, f"agent-{h.name}.log") for h in cluster.plan.compute)
     assert "check that UDP port 51820 (mesh_port) is open between the hosts" in logs
     hosts = [h.name for h in cluster.plan.compute]
-    deadline = time.monotonic() + 15
-    while any(cluster.leftovers(h, job) for h in hosts) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert {h: cluster.leftovers(h, job) for h in hosts} == {h: [] for h in hosts}
+    cluster.assert_nothing_left(job, hosts, within=15)

@@ -52,12 +52,8 @@ def test_requeued_job_comes_up_ready_again_with_fresh_join_material(cluster, ima
             time.sleep(2)
         assert all(second[k] != first[k] for k in first), (first, second)
         assert [n["ready"] for n in status["nodes"]] == [True, True]
-        nodes = cluster.sh(f"kubectl --kubeconfig {status['kubeconfig']} get nodes --no-headers").stdout.splitlines()
-        assert sorted(line.split()[:2] for line in nodes) == [[h, "Ready"] for h in HOSTS], nodes
+        assert cluster.ready_nodes(status["kubeconfig"]) == [[h, "Ready"] for h in HOSTS]
     finally:
         cluster.sh(f"scancel {job}", check=False)
     assert cluster.wait_job(job, timeout=90) == "CANCELLED"
-    deadline = time.monotonic() + 35
-    while any(cluster.leftovers(h, job) for h in HOSTS) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert {h: cluster.leftovers(h, job) for h in HOSTS} == {h: [] for h in HOSTS}
+    cluster.assert_nothing_left(job, HOSTS, within=35)

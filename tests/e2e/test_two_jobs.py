@@ -13,10 +13,6 @@ HOSTS = ("node01", "node02")
 SHARE = f"--oversubscribe -w {','.join(HOSTS)}"
 
 
-def _kubectl_nodes(cluster, kubeconfig: str) -> str:
-    return cluster.sh(f"kubectl --kubeconfig {kubeconfig} get nodes --no-headers", timeout=60).stdout
-
-
 def test_two_jobs_share_hosts_and_one_cancelled_leaves_the_other(cluster, images):
     first = cluster.sbatch(f"--image-dir {IMAGES}", nodes=2, slurm=SHARE)
     second = cluster.sbatch(f"--image-dir {IMAGES}", nodes=2, slurm=SHARE)
@@ -28,8 +24,7 @@ def test_two_jobs_share_hosts_and_one_cancelled_leaves_the_other(cluster, images
         for a, b in zip(one["nodes"], two["nodes"], strict=True):
             assert a["mesh_port"] != b["mesh_port"], (a, b)
         for status in (one, two):
-            lines = _kubectl_nodes(cluster, status["kubeconfig"]).splitlines()
-            assert sorted(line.split()[:2] for line in lines) == [[h, "Ready"] for h in HOSTS], lines
+            assert cluster.ready_nodes(status["kubeconfig"]) == [[h, "Ready"] for h in HOSTS]
         kept = {h: cluster.job_processes(h, second) for h in HOSTS}
         assert all(kept.values()), kept
 
@@ -46,12 +41,8 @@ def test_two_jobs_share_hosts_and_one_cancelled_leaves_the_other(cluster, images
             assert cluster.job_processes(h, second) == kept[h], h  # not one process of the other job went
         after = cluster.status(second)
         assert after["state"] == "ready" and after["error"] is None
-        lines = _kubectl_nodes(cluster, two["kubeconfig"]).splitlines()
-        assert sorted(line.split()[:2] for line in lines) == [[h, "Ready"] for h in HOSTS], lines
+        assert cluster.ready_nodes(two["kubeconfig"]) == [[h, "Ready"] for h in HOSTS]
     finally:
         cluster.sh(f"scancel {first} {second}", check=False)
     assert cluster.wait_job(second, timeout=90) == "CANCELLED"
-    deadline = time.monotonic() + 35
-    while any(cluster.leftovers(h, second) for h in HOSTS) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert {h: cluster.leftovers(h, second) for h in HOSTS} == {h: [] for h in HOSTS}
+    cluster.assert_nothing_left(second, HOSTS, within=35)
