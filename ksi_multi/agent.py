@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ksi_multi.config import Config
 from ksi_multi.errors import Aborted, KsiError, Terminated
 from ksi_multi.jobdir import JobDir, write_json
+from ksi_multi.rendezvous import RendezvousError
 from ksi_multi.slurm import SlurmContext
 from ksi_multi.status import StatusFile
 
@@ -137,6 +138,23 @@ def teardown_early(ctx: AgentContext) -> None:
         signal.signal(sig, _raise_on_signal)
 
 
+FINISH_WAIT = 30.0  # seconds rank 0 waits for the others at the end of a run cut short with --until
+
+
+def _finish_together(ctx: AgentContext) -> None:
+    """At the end of the phases (--until), rank 0 keeps the channel open until every node has finished too:
+    a node still waiting on the last barrier would otherwise find it gone."""
+    if ctx.channel is None:
+        return
+    deadline = time.monotonic() + FINISH_WAIT
+    try:
+        ctx.channel.put("done", {}, deadline)
+        if ctx.slurm.is_coordinator:
+            ctx.channel.wait_all("done", deadline)
+    except RendezvousError as exc:
+        log.warning("finishing: %s", exc.cause)
+
+
 def _tell_the_others(ctx: AgentContext, phase: str | None, exc: KsiError) -> None:
     """A failure here aborts the job everywhere, through rank 0, before this node tears down."""
     if ctx.channel is None or isinstance(exc, (Terminated, Aborted)):
@@ -193,6 +211,7 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
                 if ctx.status:
                     ctx.status.timing(name, elapsed)
             current = None
+            _finish_together(ctx)
         except KsiError as exc:
             _tell_the_others(ctx, current, exc)
             raise
