@@ -96,3 +96,51 @@ def test_status_says_why_the_job_stopped(tmp_path, note, reason):
     assert proc.wait(timeout=60) == 0
     status = json.loads((job / "status.json").read_text())
     assert status["state"] == "stopped" and status["reason"] == reason
+
+
+AGENT_ON_A_CHANNEL = """
+import contextlib, sys, threading, time
+from pathlib import Path
+from ksi_multi import agent
+from ksi_multi.errors import KsiError
+from ksi_multi.jobdir import JobDir
+from ksi_multi.rendezvous import LocalChannel, Rendezvous
+from ksi_multi.status import StatusFile
+
+state = Rendezvous(["node01", "node02"])
+
+class Work:
+    name = "wait"
+    def execute(self, ctx):
+        ctx.channel = LocalChannel(state)
+        if sys.argv[2] == "fail":
+            raise KsiError("boom")
+        threading.Timer(0.3, lambda: ctx.abort("node02 failed in node: disk full")).start()
+        time.sleep(60)
+
+job = JobDir(Path(sys.argv[1]), "7")
+agent.registry = lambda coordinator=True: {"wait": Work}
+try:
+    agent.run(agent.AgentContext(config=None, slurm=None, job=job, address="", cleanup=contextlib.ExitStack(),
+                                 status=StatusFile(job.status_file, "7")), ["wait"])
+except KsiError as exc:
+    print(type(exc).__name__, exc.cause, "|", state.closed, flush=True)
+"""
+
+
+@pytest.mark.parametrize(("how", "printed", "error"), [
+    ("fail", "KsiError boom | node01 failed in wait: boom", "wait: boom"),
+    ("abort", "Aborted the job was aborted: node02 failed in node: disk full | None",
+     "the job was aborted: node02 failed in node: disk full"),
+])
+def test_a_failure_aborts_the_others_and_an_abort_stops_this_node(tmp_path, how, printed, error):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "7").mkdir(mode=0o700)
+    out = subprocess.run([sys.executable, "-c", AGENT_ON_A_CHANNEL, str(tmp_path), how], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == printed, out.stderr[-2000:]
+    status = json.loads((tmp_path / "7" / "status.json").read_text())
+    assert status["state"] == "failed" and status["error"] == error
