@@ -19,11 +19,12 @@ from ksi_multi.slurm import SlurmContext
 from ksi_multi.status import StatusFile
 
 if TYPE_CHECKING:
+    from ksi_multi.channel import LocalChannel, RendezvousClient
     from ksi_multi.kubeadm import ClusterPlan
     from ksi_multi.node import NodeSpec
     from ksi_multi.podman import PodmanHome
     from ksi_multi.proxy import NodeProxy
-    from ksi_multi.rendezvous import LocalChannel, Rendezvous, RendezvousClient
+    from ksi_multi.rendezvous import Rendezvous
     from netplugins import MeshPlugin
 
 log = logging.getLogger("ksi_multi.agent")

@@ -4,10 +4,11 @@ import logging
 import time
 
 from ksi_multi import kubeadm
+from ksi_multi.channel import seal, unseal
 from ksi_multi.errors import KsiError
 from ksi_multi.jobdir import write_private
 from ksi_multi.ranges import Ranges
-from ksi_multi.rendezvous import RendezvousError, seal, unseal
+from ksi_multi.rendezvous import RendezvousError
 
 log = logging.getLogger("ksi_multi.agent")
 

@@ -3,16 +3,10 @@ from __future__ import annotations
 import logging
 import time
 
+from ksi_multi.channel import AbortWatch, LocalChannel, RendezvousClient
 from ksi_multi.errors import KsiError
 from ksi_multi.jobdir import write_json
-from ksi_multi.rendezvous import (
-    AbortWatch,
-    LocalChannel,
-    Rendezvous,
-    RendezvousClient,
-    RendezvousError,
-    RendezvousServer,
-)
+from ksi_multi.rendezvous import Rendezvous, RendezvousError, RendezvousServer
 
 log = logging.getLogger("ksi_multi.agent")
 

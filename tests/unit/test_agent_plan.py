@@ -104,7 +104,8 @@ from pathlib import Path
 from ksi_multi import agent
 from ksi_multi.errors import KsiError
 from ksi_multi.jobdir import JobDir
-from ksi_multi.rendezvous import LocalChannel, Rendezvous
+from ksi_multi.channel import LocalChannel
+from ksi_multi.rendezvous import Rendezvous
 from ksi_multi.status import StatusFile
 
 state = Rendezvous(["node01", "node02"])

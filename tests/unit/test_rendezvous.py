@@ -9,20 +9,9 @@ import urllib.request
 
 import pytest
 
+from ksi_multi.channel import AbortWatch, LocalChannel, RendezvousClient, seal, unseal
 from ksi_multi.errors import Aborted, KsiError
-from ksi_multi.rendezvous import (
-    AUTH_HEADER,
-    AbortWatch,
-    LocalChannel,
-    Rendezvous,
-    RendezvousClient,
-    RendezvousError,
-    RendezvousServer,
-    seal,
-    sign,
-    unseal,
-    verify,
-)
+from ksi_multi.rendezvous import AUTH_HEADER, Rendezvous, RendezvousError, RendezvousServer, sign, verify
 
 SECRET = "s3cret" * 8
 HOSTS = ["node01", "node02", "node03"]

@@ -9,7 +9,8 @@ import psutil
 import pytest
 
 from ksi_multi import rendezvous
-from ksi_multi.rendezvous import Rendezvous, RendezvousClient, RendezvousServer
+from ksi_multi.channel import RendezvousClient
+from ksi_multi.rendezvous import Rendezvous, RendezvousServer
 
 SECRET = "s3cret" * 8
 HOSTS = ["node01", "node02"]
