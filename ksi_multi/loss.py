@@ -20,13 +20,18 @@ class LossTracker:
     not_ready_since: dict[str, float] = field(default_factory=dict)
     lost: dict[str, str] = field(default_factory=dict)
 
-    def observe(self, now: float, ready: Iterable[str] | None, reported: dict[str, str]) -> dict[str, str]:
-        """Record one look (`ready`: names Kubernetes calls Ready, None when the API did not answer) and the
-        agents' own reports; return the workers newly lost, with why."""
+    def observe(self, now: float, ready: Iterable[str] | None, reported: dict[str, str],
+                silent: dict[str, float] | None = None) -> dict[str, str]:
+        """Record one look (`ready`: names Kubernetes calls Ready, None when the API did not answer), the
+        agents' own reports, and agents that stopped reporting (seconds since their last heartbeat); return
+        the workers newly lost, with why."""
         new: dict[str, str] = {}
         for name, why in reported.items():
             if name in self.workers and name not in self.lost:
                 new[name] = f"its agent reports: {why}"
+        for name, age in (silent or {}).items():
+            if name in self.workers and name not in self.lost and name not in new:
+                new[name] = f"its agent stopped reporting {age:.0f} s ago (killed?)"
         if ready is not None:
             ready = set(ready)
             for name in self.workers:

@@ -79,7 +79,7 @@ def verify(secret: str, header: str | None, method: str, path: str, body: bytes,
     return check(secret, header, method, path, body, now, nonce) is None
 
 
-KEYS = ("member", "mesh", "lost", "node", "done")  # what a node may put; rank 0 alone publishes COORDINATOR_KEYS
+KEYS = ("member", "mesh", "lost", "node", "beat", "done")  # what a node may put; rank 0 alone publishes COORDINATOR_KEYS
 COORDINATOR_KEYS = ("join", "ready")
 
 
@@ -91,6 +91,7 @@ class Rendezvous:
     def __init__(self, expected: Sequence[str]) -> None:
         self.expected = list(expected)
         self.values: dict[str, dict[int, Any]] = {}
+        self.when: dict[str, dict[int, float]] = {}  # key -> rank -> monotonic time of its last put
         self.closed: str | None = None
         self.changed = threading.Condition()
         self.on_change: Callable[[str], None] | None = None  # called with the key after every put
@@ -116,6 +117,7 @@ class Rendezvous:
             if self.closed:
                 return self._closed_reply()
             self.values.setdefault(body["key"], {})[body["rank"]] = body["value"]
+            self.when.setdefault(body["key"], {})[body["rank"]] = time.monotonic()
             self.changed.notify_all()
         if self.on_change:
             self.on_change(body["key"])
@@ -172,6 +174,12 @@ class Rendezvous:
     def of(self, key: str) -> dict[int, Any]:
         with self.changed:
             return dict(self.values.get(key, {}))
+
+    def silent(self, key: str, longer_than: float) -> dict[str, float]:
+        """Host name -> seconds since its last put of `key`, for those that put it once and not since."""
+        now = time.monotonic()
+        with self.changed:
+            return {self.expected[r]: now - t for r, t in self.when.get(key, {}).items() if now - t > longer_than}
 
     def members(self) -> list[dict[str, Any]]:
         """The registered members in rank order, with what they published for the mesh."""
@@ -261,8 +269,8 @@ def _check_value(key: str, value: Any) -> str | None:
         reason = value.get("reason")
         if set(value) != {"reason"} or not isinstance(reason, str) or len(reason) > 500:
             return "a loss report has a reason (text, at most 500 characters)"
-    elif key == "done" and value:
-        return "done has an empty value"
+    elif key in ("done", "beat") and value:
+        return f"{key} has an empty value"
     elif key == "node" and not _reported_fields(value):
         return "fields must be proxy, mesh_helper (short strings) and/or nodeports (port -> short string)"
     return None

@@ -12,6 +12,7 @@ from ksi_multi.phases.ready import kube_api, ready_nodes
 log = logging.getLogger("ksi_multi.agent")
 
 HEARTBEAT = 5.0
+SILENT = 30.0  # seconds without a worker agent's heartbeat before rank 0 gives its node up
 
 
 class WaitPhase:
@@ -46,6 +47,8 @@ class WaitPhase:
                 reported = fields
             if watch:
                 watch.beat()
+            else:
+                self._beat(ctx)
             time.sleep(HEARTBEAT)
 
     @staticmethod
@@ -80,6 +83,14 @@ class WaitPhase:
             return False
 
     @staticmethod
+    def _beat(ctx) -> None:
+        """A worker's heartbeat: rank 0 gives up a node whose agent stops sending it (killed)."""
+        try:
+            ctx.channel.put("beat", {}, time.monotonic())  # one try
+        except Exception as exc:  # tried again at the next heartbeat
+            log.debug("wait: heartbeat to rank 0 failed: %s", exc)
+
+    @staticmethod
     def _lost(ctx, why: str) -> None:
         from ksi_multi.agent import teardown_early
 
@@ -106,7 +117,8 @@ class _Coordinator:
         ctx = self.ctx
         ready = ready_nodes(self.api)
         reported = ctx.rendezvous.lost_hosts() if ctx.rendezvous else {}
-        for name, why in self.losses.observe(time.time(), ready, reported).items():
+        silent = ctx.rendezvous.silent("beat", SILENT) if ctx.rendezvous else {}
+        for name, why in self.losses.observe(time.time(), ready, reported, silent).items():
             log.warning("wait: node %s lost (%s); taking it out of service so its pods start elsewhere", name, why)
             self._out_of_service(name)
         fields = {name: {"lost": why} for name, why in self.losses.lost.items()}

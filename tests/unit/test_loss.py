@@ -41,3 +41,21 @@ def test_out_of_service_taint_is_added_once_and_others_kept():
     assert once == [other, OUT_OF_SERVICE]
     assert with_out_of_service(once) == once
     assert with_out_of_service(None) == [OUT_OF_SERVICE]
+
+
+def test_a_worker_whose_agent_went_silent_is_lost_naming_that():
+    tracker = LossTracker(["node02", "node03"])
+    assert tracker.observe(100.0, {"node01", "node02", "node03"}, {}, {"node03": 31.4}) == {
+        "node03": "its agent stopped reporting 31 s ago (killed?)"}
+    assert tracker.observe(105.0, {"node01", "node02", "node03"}, {}, {"node03": 36.0}) == {}  # once
+
+
+def test_the_store_names_agents_whose_heartbeat_stopped():
+    from ksi_multi.rendezvous import Rendezvous
+
+    state = Rendezvous(["node01", "node02", "node03"])
+    for rank in (1, 2):
+        assert state.put({"rank": rank, "hostname": f"node0{rank + 1}", "key": "beat", "value": {}})[0] == 200
+    state.when["beat"][2] -= 40  # node03's last heartbeat, 40 s ago
+    assert list(state.silent("beat", 30)) == ["node03"]
+    assert state.put({"rank": 1, "hostname": "node02", "key": "beat", "value": {"x": 1}})[0] == 400
