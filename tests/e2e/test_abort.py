@@ -1,5 +1,5 @@
 """A failure on one node aborts the job everywhere at once through rank 0, with that node's reason in
-status.json, instead of the other nodes running on until srun's --wait or a timeout ends them."""
+status.json, instead of the other nodes running on until a timeout ends them."""
 
 import time
 
@@ -29,5 +29,5 @@ def test_a_workers_failure_stops_rank_0_at_once_with_its_reason(cluster, images)
     rank0 = cluster.job_file(job, "agent-node01.log")
     assert "phase mesh: start" not in rank0  # stopped in its node phase, not after it
     assert "teardown: done" in rank0
-    assert took < 100, f"the job took {took:.0f} s to end"  # srun --wait alone would be 120 s
+    assert took < 100, f"the job took {took:.0f} s to end"  # rank 0's node phase alone takes longer here
     cluster.assert_nothing_left(job, HOSTS, within=35)
