@@ -156,13 +156,14 @@ def _finish_together(ctx: AgentContext) -> None:
         log.warning("finishing: %s", exc.cause)
 
 
-def _tell_the_others(ctx: AgentContext, phase: str | None, exc: KsiError) -> None:
+def _tell_the_others(ctx: AgentContext, phase: str | None, exc: Exception) -> None:
     """A failure here aborts the job everywhere, through rank 0, before this node tears down."""
     if ctx.channel is None or isinstance(exc, (Terminated, Aborted)):
         return
+    cause = exc.cause if isinstance(exc, KsiError) else f"{type(exc).__name__}: {exc}"
     try:
-        ctx.channel.abort(f"{phase}: {exc.cause}")
-    except Exception as err:  # rank 0 may be gone already; srun ends the other agents then
+        ctx.channel.abort(f"{phase}: {cause}")
+    except Exception as err:  # rank 0 gone already: the others' watchers find it silent
         log.warning("could not tell rank 0 about the failure: %s", err)
 
 
@@ -213,7 +214,7 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
                     ctx.status.timing(name, elapsed)
             current = None
             _finish_together(ctx)
-        except KsiError as exc:
+        except Exception as exc:
             _tell_the_others(ctx, current, exc)
             raise
         finally:
