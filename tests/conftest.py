@@ -6,7 +6,7 @@ import pytest
 
 from ksi_multi.sandbox import runs
 from ksi_multi.sandbox.cluster import Sandbox
-from tests.helpers import IMAGES, NAME, NODES, RUN, Cluster, build_dist, install_wheel, ksi
+from tests.helpers import IMAGES, NODES, Cluster, build_dist, install_wheel, ksi
 
 
 def pytest_collection_modifyitems(items):
@@ -34,12 +34,15 @@ def installed(dist, tmp_path_factory):
 def cluster(dist):
     for name in runs.reap("t", lambda name: ksi("sandbox", "down", "--name", name)):
         print(f"took down sandbox {name!r} of a test run that has ended")
-    print(f"sandbox of this run: {NAME}")
-    box = Sandbox(NAME)
-    ksi("sandbox", "up", "-N", str(NODES), "--name", NAME, "--wheel", str(dist.wheel))
+    # This run's own sandbox (another run's, or a user's sandbox "ksi", is left alone); its name is printed
+    # (`ksi-multi sandbox shell --name NAME` looks inside while the tests run).
+    run = runs.RunName("t")
+    print(f"sandbox of this run: {run.name}")
+    box = Sandbox(run.name)
+    ksi("sandbox", "up", "-N", str(NODES), "--name", run.name, "--wheel", str(dist.wheel))
     yield Cluster(box)
-    ksi("sandbox", "down", "--name", NAME)
-    RUN.release()
+    ksi("sandbox", "down", "--name", run.name)
+    run.release()
     assert box.leftovers() == []
 
 

@@ -13,13 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ksi_multi.sandbox.cluster import REPO, SHARED, Sandbox
-from ksi_multi.sandbox.runs import RunName
 
 NODES = 4
-# This run's own sandbox (another run's, or a user's sandbox "ksi", is left alone); the name is printed at the
-# start (`ksi-multi sandbox shell --name NAME` to look inside while the tests run).
-RUN = RunName("t")
-NAME = RUN.name
 SBATCH = "$(ksi-multi batch-script --path)"  # the batch script of the sandbox user's (wheel-installed) ksi-multi
 IMAGES = SHARED / "images"  # built once per machine, read by every sandbox host
 

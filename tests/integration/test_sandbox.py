@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import NAME, NODES, ksi
+from tests.helpers import NODES, ksi
 
 pytestmark = pytest.mark.sandbox
 
@@ -70,12 +70,12 @@ def test_doctor_passes_as_the_user_and_names_a_missing_tun(cluster):
 
 
 def test_up_twice_is_refused_clearly(cluster):
-    again = ksi("sandbox", "up", "-N", "2", "--name", NAME, check=False)
+    again = ksi("sandbox", "up", "-N", "2", "--name", cluster.box.name, check=False)
     assert again.returncode == 1
     assert "already up" in again.stderr and "sandbox down" in again.stderr
 
 
 def test_unknown_host_is_named(cluster):
-    bad = ksi("sandbox", "shell", "--name", NAME, "--node", "node99", "--", "true", check=False)
+    bad = ksi("sandbox", "shell", "--name", cluster.box.name, "--node", "node99", "--", "true", check=False)
     assert bad.returncode == 1
     assert "no host named 'node99'" in bad.stderr
