@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import signal
+from pathlib import Path
 
 import psutil
 
@@ -37,13 +38,15 @@ def _agent_of(job_id: str) -> psutil.Process | None:
     return None
 
 
-def _job_processes(markers: list[str], cgroup: JobCgroup | None) -> set[int]:
-    """This user's processes of the job: everything in the job cgroup, and whatever names the job's
-    runtime or scratch directory on its command line (ksi-wg, ksi-proxy, conmon, pasta)."""
+def _job_processes(runtime: Path, job_scratch: Path, cgroup: JobCgroup | None) -> set[int]:
+    """This user's processes of the job: everything in the job cgroup, whatever names the job's runtime or
+    scratch directory on its command line (ksi-wg, ksi-proxy, conmon, pasta), and whatever podman started
+    for the job's store (its pause process: XDG_RUNTIME_DIR is the job's runtime directory)."""
     pids: set[int] = set()
     if cgroup:
         pids |= cgroup.pids()
-    pids |= processes.naming(markers)
+    pids |= processes.naming([runtime, job_scratch])
+    pids |= processes.with_environment("XDG_RUNTIME_DIR", str(runtime))
     pids.discard(os.getpid())
     return pids
 
@@ -68,7 +71,7 @@ def clean(cfg: Config, job_id: str) -> list[str]:
     if store and home.base.exists():
         found.append(f"podman store {home.base}")
         run(["podman", "rm", "--all", "--force", "--time", "0"], timeout=120, check=False, extra_env=home.env())
-    pids = _job_processes([str(runtime), str(job_scratch)], cgroup)
+    pids = _job_processes(runtime, job_scratch, cgroup)
     for pid in sorted(pids):
         try:
             found.append(f"process {pid} ({psutil.Process(pid).name()})")

@@ -34,12 +34,15 @@ class PodmanHome:
         return run(["podman", *args], timeout=timeout, extra_env=self.env(), **kwargs)
 
     def stop_pause_process(self) -> None:
-        """Rootless podman keeps a pause process holding its user namespace; end it with the job."""
+        """Rootless podman keeps a pause process holding its user namespace; end it with the job. A podman
+        killed while it started one (a stop during the node phase) may not have written its pid file: every
+        process with this store's XDG_RUNTIME_DIR goes too."""
         pid_file = self.runtime / "libpod" / "tmp" / "pause.pid"
         try:
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
         except (FileNotFoundError, ValueError, ProcessLookupError):
             pass
+        processes.end(processes.with_environment("XDG_RUNTIME_DIR", str(self.runtime)), grace=0)
 
     def remove(self) -> None:
         """Delete the store (its files belong to sub-ids: removed inside the user namespace) and the pause process."""

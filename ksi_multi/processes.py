@@ -26,6 +26,23 @@ def naming(paths: Iterable[Path | str]) -> set[int]:
     return found
 
 
+def with_environment(name: str, value: str) -> set[int]:
+    """This user's processes (not this one) whose environment has name=value, e.g. every process a podman
+    store's commands started (their XDG_RUNTIME_DIR), whatever their command line says."""
+    wanted = f"{name}={value}".encode()
+    found = set()
+    for proc in psutil.process_iter(["uids"]):
+        try:
+            if proc.info["uids"].real != os.getuid() or proc.pid == os.getpid():
+                continue
+            with open(f"/proc/{proc.pid}/environ", "rb") as fh:
+                if wanted in fh.read().split(b"\0"):
+                    found.add(proc.pid)
+        except (psutil.NoSuchProcess, OSError):
+            continue
+    return found
+
+
 def end(pids: Iterable[int], grace: float) -> list[int]:
     """Give the processes `grace` seconds to end by themselves, then SIGKILL the rest; return those killed."""
     procs = []
