@@ -90,3 +90,15 @@ def test_tmp_paths_made_by_another_user_are_refused(cluster, images, case):
         assert cluster.sh(f"ls -A {VICTIM}", host=HOST).stdout == ""  # nothing went through the link
     finally:
         cluster.sh(f"rm -rf /tmp/ksi-multi-1500 {VICTIM}", host=HOST, root=True)
+
+
+def test_scancel_while_the_node_image_loads_leaves_nothing(cluster, images):
+    """A stop in the middle of podman's first command of the job (its pause process just made) as well."""
+    job = cluster.sbatch(f"--image-dir {IMAGES}", nodes=1, slurm=f"-w {HOST}")
+    log = f"~/.ksi-multi/jobs/{job}/agent-{HOST}.log"
+    cluster.sh(f"for i in $(seq 1200); do grep -q 'phase node: start' {log} 2>/dev/null && break; sleep 0.05; done; "
+               f"sleep 2; scancel {job}", timeout=120)
+    assert cluster.wait_job(job, timeout=120) == "CANCELLED"
+    status = cluster.status(job)
+    assert status["state"] == "stopped" and "during phase node" in status["reason"], status
+    cluster.assert_nothing_left(job, [HOST])
