@@ -158,7 +158,7 @@ def _finish_together(ctx: AgentContext) -> None:
 
 def _tell_the_others(ctx: AgentContext, phase: str | None, exc: Exception) -> None:
     """A failure here aborts the job everywhere, through rank 0, before this node tears down."""
-    if ctx.channel is None or isinstance(exc, (Terminated, Aborted)):
+    if ctx.channel is None:
         return
     cause = exc.cause if isinstance(exc, KsiError) else f"{type(exc).__name__}: {exc}"
     try:
@@ -214,7 +214,7 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
                     ctx.status.timing(name, elapsed)
             current = None
             _finish_together(ctx)
-        except Exception as exc:
+        except Exception as exc:  # a Stop is no failure of this node's: nothing to tell
             _tell_the_others(ctx, current, exc)
             raise
         finally:
@@ -227,9 +227,13 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
         if current != "wait":
             raise
         return
+    except Aborted as exc:
+        if ctx.status:
+            ctx.status.update(state="failed", error=exc.cause)
+        raise
     except KsiError as exc:
         if ctx.status:
-            ctx.status.update(state="failed", error=exc.cause if isinstance(exc, Aborted) else f"{current}: {exc.cause}")
+            ctx.status.update(state="failed", error=f"{current}: {exc.cause}")
         raise
     if ctx.status:
         ctx.status.update(state="stopped", phase=None, reason=f"ran until phase {phases[-1]} (--until)")

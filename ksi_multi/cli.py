@@ -14,7 +14,7 @@ import click
 
 from ksi_multi import __version__
 from ksi_multi import config as configuration
-from ksi_multi.errors import KsiError, Terminated
+from ksi_multi.errors import Aborted, KsiError, Terminated
 
 log = logging.getLogger("ksi_multi")
 
@@ -117,9 +117,10 @@ def agent(until: str | None, **kwargs) -> None:
         agent_mod.run(ctx, phases)
     except Terminated:
         sys.exit(Terminated.exit_code)
-    except KsiError as exc:
+    except (KsiError, Aborted) as exc:
         log.error("%s", exc)
-        raise
+        click.echo(f"ksi-multi: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
 
 
 def this_job(job_id: str | None) -> str:

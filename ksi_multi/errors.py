@@ -23,7 +23,23 @@ class ConfigError(KsiError):
     exit_code = 2
 
 
-class Terminated(KsiError):
+class Stop(BaseException):
+    """The agent must stop now: a signal, or an abort from elsewhere. Raised by signal handlers wherever the
+    main thread is; not an Exception (as KeyboardInterrupt is not), so that no `except Exception` on the
+    way (a best-effort report, a retried read) swallows it and the agent carries on after its stop."""
+
+    exit_code = 1
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.fix = None
+
+    def __str__(self) -> str:
+        return self.cause
+
+
+class Terminated(Stop):
     """The process was asked to stop (SIGTERM/SIGINT: scancel, time limit, Ctrl-C)."""
 
     exit_code = 143
@@ -32,5 +48,5 @@ class Terminated(KsiError):
         super().__init__(f"stopped by {signame}")
 
 
-class Aborted(KsiError):
+class Aborted(Stop):
     """The job was aborted elsewhere: a node failed (its reason follows), or rank 0 stopped."""

@@ -102,7 +102,7 @@ AGENT_ON_A_CHANNEL = """
 import contextlib, sys, threading, time
 from pathlib import Path
 from ksi_multi import agent
-from ksi_multi.errors import KsiError
+from ksi_multi.errors import Aborted, KsiError
 from ksi_multi.jobdir import JobDir
 from ksi_multi.channel import LocalChannel
 from ksi_multi.rendezvous import Rendezvous
@@ -124,7 +124,7 @@ agent.registry = lambda coordinator=True: {"wait": Work}
 try:
     agent.run(agent.AgentContext(config=None, slurm=None, job=job, address="", cleanup=contextlib.ExitStack(),
                                  status=StatusFile(job.status_file, "7")), ["wait"])
-except KsiError as exc:
+except (KsiError, Aborted) as exc:
     print(type(exc).__name__, exc.cause, "|", state.closed, flush=True)
 """
 
@@ -145,3 +145,40 @@ def test_a_failure_aborts_the_others_and_an_abort_stops_this_node(tmp_path, how,
     assert out.stdout.strip() == printed, out.stderr[-2000:]
     status = json.loads((tmp_path / "7" / "status.json").read_text())
     assert status["state"] == "failed" and status["error"] == error
+
+
+AGENT_WITH_A_BROAD_EXCEPT = """
+import contextlib, sys, time
+from ksi_multi import agent
+
+class Wait:
+    name = "wait"
+    def execute(self, ctx):
+        ctx.on_teardown("mark", lambda: open(sys.argv[1], "w").write("torn down"))
+        print("holding", flush=True)
+        while True:
+            try:  # a best-effort read, as the wait phase has many
+                time.sleep(0.05)
+            except Exception:
+                pass
+
+agent.registry = lambda coordinator=True: {"wait": Wait}
+agent.run(agent.AgentContext(config=None, slurm=None, job=None, address="", cleanup=contextlib.ExitStack()), ["wait"])
+"""
+
+
+def test_a_stop_signal_is_not_swallowed_by_a_broad_except_on_its_way(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    done = tmp_path / "done"
+    proc = subprocess.Popen([sys.executable, "-c", AGENT_WITH_A_BROAD_EXCEPT, str(done)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    assert done.read_text() == "torn down"
