@@ -67,16 +67,28 @@ def wait_gone(box: Sandbox, job: str, timeout: float = 600) -> tuple[str, float]
 
 
 def leftovers(box: Sandbox, job: str) -> dict[str, list[str]]:
-    """What the job left on each host, checked until 35 s after its end (the agents' own teardown may run on)."""
-    probe = ("pgrep -u ksiuser -a . | grep -v -e pgrep -e 'bash -lc' || true; "
+    """What the job left on each host, checked until 35 s after its end (the agents' own teardown may run on):
+    the user's processes that carry the job's id in their environment (the agent's children, podman's, the
+    helpers'), and the job's /tmp entries and cgroups (which hold the node container's processes)."""
+    probe = ("for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null | "
+             f"grep -qx SLURM_JOB_ID={job} && echo ${{p#/proc/}} $(tr '\\0' ' ' < $p/cmdline | cut -c1-80); done; "
              f"ls -d /tmp/ksi-multi-1500/{job} /tmp/ksi-1500-{job} /sys/fs/cgroup/*/ksi-multi/ksiuser/job-{job} "
-             "2>/dev/null || true")
+             "2>/dev/null; true")
     deadline = time.monotonic() + 35
     while True:
         found = {h: [line for line in sh(box, probe, host=h).splitlines() if line.strip()] for h in HOSTS}
         if not any(found.values()) or time.monotonic() > deadline:
             return found
         time.sleep(1)
+
+
+def scrub(box: Sandbox) -> None:
+    """Whatever a case left, gone before the next one starts (as root): the next row counts its own job only."""
+    for host in HOSTS:
+        sh(box, "pkill -KILL -u ksiuser || true; sleep 0.5; "
+                "for d in /sys/fs/cgroup/*/ksi-multi/ksiuser/job-*; do find \"$d\" -depth -type d -exec rmdir {} + "
+                "2>/dev/null; done; "
+                "rm -rf /tmp/ksi-multi-1500 /tmp/ksi-1500-*; true", host=host, root=True)
 
 
 def podman_env(job: str) -> str:
@@ -215,6 +227,7 @@ def main() -> None:
         for name in args.cases.split(","):
             started = time.monotonic()
             rows[name] = CASES[name](box)
+            scrub(box)
             r = rows[name]
             print(f"  {name}: {r['slurm']}, status {r['state']} ({r['cause']}), left "
                   f"{r['left'] or 'nothing'} [{time.monotonic() - started:.0f} s]", flush=True)
