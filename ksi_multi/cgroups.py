@@ -42,6 +42,15 @@ class JobCgroup:
         for path in self.paths():
             (path / "cgroup.procs").write_text(f"{os.getpid()}\n")
 
+    def join_delegated(self) -> None:
+        """Move the calling process into the delegated subtree above the job's cgroup (outside the cgroups
+        Slurm keeps for the job's steps, and outside the job's own); best effort."""
+        for path in self.paths():
+            try:
+                (path.parent / "cgroup.procs").write_text(f"{os.getpid()}\n")
+            except OSError:
+                continue
+
     def pids(self) -> set[int]:
         """Every process in the subtree, in any hierarchy."""
         pids: set[int] = set()

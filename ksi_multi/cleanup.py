@@ -1,7 +1,8 @@
 """Remove what a job left on this host when its agent could not tear down (killed, out of memory).
 
-The agent tears down after itself on every normal path; this is the safety net the batch script runs
-on every node after the agents have ended, and that a user (or an Epilog) can run by hand.
+The agent tears down after itself on every normal path; this is the safety net: each agent's reaper
+(`watch`) runs it on its host as soon as the agent has exited, the batch script on every node after the
+agents have ended, and a user (or an Epilog) can run it by hand.
 """
 
 from __future__ import annotations
@@ -92,3 +93,24 @@ def clean(cfg: Config, job_id: str) -> list[str]:
     for what in found:
         log.info("cleanup: removed %s", what)
     return found
+
+
+def watch(cfg: Config, job_id: str, agent_pid: int, poll: float = 0.5) -> list[str]:
+    """The agent's reaper on this host: wait until the agent has exited, however it ended, then clean up
+    after it. After a teardown that finds nothing; after a SIGKILL or the OOM killer it removes the node at
+    once (the other nodes then see it gone), without waiting for the job's end, whose cleanup step Slurm
+    may no longer let start (a cancelled job takes no new steps). Stop signals are for the agent: the reaper
+    outlives them."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    here = job_host(cfg, job_id)
+    if here.cgroup:  # where Slurm, ending the agent's step on this host, does not kill it (proctrack/cgroup)
+        here.cgroup.join_delegated()
+    try:
+        agent = psutil.Process(agent_pid)
+        agent.wait()
+    except psutil.NoSuchProcess:
+        pass
+    while _agent_of(job_id):  # a killed agent's process may take a moment to be gone from the table
+        psutil.wait_procs([p for p in [_agent_of(job_id)] if p], timeout=poll)
+    return clean(cfg, job_id)

@@ -113,6 +113,7 @@ def agent(until: str | None, **kwargs) -> None:
         status=StatusFile(job.status_file, ctx_slurm.job_id) if ctx_slurm.is_coordinator else None)
     log.info("agent %s: job %s, rank %d of %d, address %s, phases %s", __version__, ctx_slurm.job_id,
              ctx_slurm.rank, ctx_slurm.node_count, ctx.address, " > ".join(phases))
+    _start_reaper(cfg, ctx_slurm.job_id, job.log_file(ctx_slurm.hostname))
     try:
         agent_mod.run(ctx, phases)
     except Terminated:
@@ -121,6 +122,19 @@ def agent(until: str | None, **kwargs) -> None:
         log.error("%s", exc)
         click.echo(f"ksi-multi: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+
+
+def _start_reaper(cfg: configuration.Config, job_id: str, log_file: Path) -> None:
+    """The agent's reaper (`ksi-multi reap`): a process of its own session that cleans this host up once
+    the agent has exited, even when it was killed before its teardown."""
+    import subprocess
+
+    from ksi_multi.submit import agent_args
+
+    with open(log_file, "ab") as out:
+        subprocess.Popen([sys.executable, "-m", "ksi_multi", "reap", "--job", job_id, "--agent-pid", str(os.getpid()),
+                          *agent_args(cfg, None)], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                         start_new_session=True)
 
 
 def this_job(job_id: str | None) -> str:
@@ -340,6 +354,22 @@ def finish(job_id: str | None, agents_rc: int, **kwargs) -> None:
     error = status_mod.close_unfinished(status_mod.find_job(cfg.jobs_path(), this_job(job_id)), agents_rc)
     if error:
         click.echo(f"ksi-multi: {error}", err=True)
+
+
+@main.command(hidden=True)
+@click.option("--job", "job_id", required=True, help="job id")
+@click.option("--agent-pid", type=int, required=True, help="the agent to outlive")
+@config_options
+@friendly_errors
+def reap(job_id: str, agent_pid: int, **kwargs) -> None:
+    """The agent's reaper: once the agent has exited, remove what it left on this host (normally nothing)."""
+    from ksi_multi import cleanup as cleanup_mod
+
+    cfg = load_config(kwargs)
+    setup_logging(cfg.log_level, f"{os.uname().nodename} reaper")
+    found = cleanup_mod.watch(cfg, job_id, agent_pid)
+    if found:
+        log.warning("the agent of job %s ended without its teardown: removed %s", job_id, "; ".join(found))
 
 
 @main.command()

@@ -2,6 +2,7 @@
 removes them, and refuses while the job's agent still runs."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,3 +75,37 @@ def test_cleanup_removes_nothing_through_links_put_in_the_jobs_paths(tmp_path, j
         assert job_scratch.is_symlink() and runtime.is_symlink()  # left for an admin to see
     finally:
         runtime.unlink(missing_ok=True)
+
+
+REAPER = """
+import sys
+from ksi_multi import cleanup, config
+cfg = config.load(env={}, flags={"scratch": sys.argv[1]})
+print("found:", "; ".join(cleanup.watch(cfg, sys.argv[2], int(sys.argv[3]), poll=0.1)), flush=True)
+"""
+
+
+def test_the_reaper_cleans_up_at_once_after_a_killed_agent(tmp_path, job_id):
+    job_scratch = scratch.job_scratch(tmp_path, job_id)
+    runtime = scratch.runtime_dir(job_id)
+    (job_scratch / "work").mkdir(parents=True)
+    runtime.mkdir()
+    agent = _spawn()
+    left = _spawn("--uapi", str(runtime / "wg.sock"))  # what the agent had started
+    reaper = subprocess.Popen([sys.executable, "-c", REAPER, str(tmp_path), job_id, str(agent.pid)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        reaper.send_signal(signal.SIGTERM)  # meant for the agent: the reaper outlives it
+        time.sleep(0.3)
+        assert reaper.poll() is None and left.poll() is None  # the agent still runs: nothing is touched
+        agent.kill()
+        agent.wait()
+        out, _ = reaper.communicate(timeout=30)
+        assert left.wait(timeout=10) == -9
+        assert f"process {left.pid}" in out and str(job_scratch) in out
+        assert not job_scratch.exists() and not runtime.exists()
+    finally:
+        for p in (agent, left, reaper):
+            p.kill()
+            p.wait()
