@@ -9,7 +9,8 @@ as long as its processes). "left" must be "nothing" in every row.
 
     python3 perf/fault_matrix.py [--cases scancel-node,kill-ksi-wg,...] [--keep]
 
-Writes perf/results/faults.json and faults.md (the table docs/reliability.md shows).
+Writes perf/results/faults.json and faults.md (the table docs/reliability.md shows); with --cases, the
+other rows of an earlier run are kept.
 """
 
 from __future__ import annotations
@@ -234,8 +235,14 @@ def main() -> None:
     finally:
         if not args.keep:
             ksi("sandbox", "down", "--name", name)
+    print("\n" + "\n".join(table(rows)))
+    try:  # rows of an earlier run stay unless this run measured them again (--cases)
+        with open(f"{args.out}/faults.json") as fh:
+            rows = {**json.load(fh), **rows}
+    except (OSError, ValueError):
+        pass
+    rows = {name: rows[name] for name in CASES if name in rows}
     lines = table(rows)
-    print("\n" + "\n".join(lines))
     with open(f"{args.out}/faults.json", "w") as fh:
         json.dump(rows, fh, indent=1)
     with open(f"{args.out}/faults.md", "w") as fh:
