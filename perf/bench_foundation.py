@@ -53,21 +53,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-cold", action="store_true")
     args = parser.parse_args()
-    box = fresh_sandbox(name := run_name())
+    box = fresh_sandbox(box_name := run_name())
     rows: dict[str, list[float]] = {}
     if not args.skip_cold:
         with tempfile.TemporaryDirectory(prefix="ksi-bench-cache-") as cache:
             env = {**os.environ, "KSI_SANDBOX_CACHE": cache}
-            rows["sandbox up, cold (userland built)"] = [ksi("sandbox", "up", "-N", str(args.nodes), "--name", name, env=env)]
-            rows["sandbox down"] = [ksi("sandbox", "down", "--name", name)]
+            rows["sandbox up, cold (userland built)"] = [ksi("sandbox", "up", "-N", str(args.nodes), "--name", box_name, env=env)]
+            rows["sandbox down"] = [ksi("sandbox", "down", "--name", box_name)]
     for _ in range(args.repeat):
         rows.setdefault("sandbox up, warm (cached userland)", []).append(
-            ksi("sandbox", "up", "-N", str(args.nodes), "--name", name))
+            ksi("sandbox", "up", "-N", str(args.nodes), "--name", box_name))
         seconds, timings = job_to_registered(box, args.nodes)
         rows.setdefault(f"sbatch -N {args.nodes} to all registered", []).append(seconds)
         for phase, value in timings.items():
             rows.setdefault(f"  agent phase {phase} (rank 0)", []).append(value)
-        rows.setdefault("sandbox down", []).append(ksi("sandbox", "down", "--name", name))
+        rows.setdefault("sandbox down", []).append(ksi("sandbox", "down", "--name", box_name))
     print(f"\nksi-multi foundation benchmark: {args.nodes} nodes, {args.repeat} warm runs, {os.cpu_count()} CPUs\n")
     print(f"{'step':<42} {'median s':>9} {'min s':>7} {'max s':>7} {'runs':>5}")
     for step, values in rows.items():

@@ -322,8 +322,8 @@ def main() -> None:
     starts: dict[int, dict] = {}
     outside: dict[str, dict] = {}
     for link in links:
-        box = fresh_sandbox(name := run_name())
-        ksi("sandbox", "up", "-N", "4", "--mtu", str(link), "--name", name)
+        box = fresh_sandbox(box_name := run_name())
+        ksi("sandbox", "up", "-N", "4", "--mtu", str(link), "--name", box_name)
         try:
             baselines[link] = host_to_host(box, args.seconds, link)
             print(f"  host<->host link {link}: {baselines[link]['gbps_1']:.2f} Gbit/s", flush=True)
@@ -343,7 +343,7 @@ def main() -> None:
                 starts = {n: startup(box, n) for n in ((1, 2) if args.quick else (1, 2, 4))}
         finally:
             if not (args.keep and link == links[-1]):
-                ksi("sandbox", "down", "--name", name)
+                ksi("sandbox", "down", "--name", box_name)
     print("\n" + "\n".join(report(baselines, pods, starts, args.seconds)))
     if outside:
         rows = {k: v for k, v in outside.items() if k != "base"}

@@ -46,15 +46,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox up")
     args = parser.parse_args()
-    box = fresh_sandbox(name := run_name())
+    box = fresh_sandbox(box_name := run_name())
     ksi("image", "build", "--output", str(IMAGES))
-    ksi("sandbox", "up", "-N", "2", "--name", name)
+    ksi("sandbox", "up", "-N", "2", "--name", box_name)
     try:
         baseline = host_to_host(box, args.seconds)
         results = {b: run_backend(box, b, args.seconds) for b in ("pasta", "slirp4netns")}
     finally:
         if not args.keep:
-            ksi("sandbox", "down", "--name", name)
+            ksi("sandbox", "down", "--name", box_name)
     names = list(results)
     print(f"\nksi-multi single-node benchmark ({os.cpu_count()} CPUs; iperf3 {args.seconds} s, 1 stream)\n")
     print(f"{'startup phase (s)':<28}" + "".join(f"{n:>14}" for n in names))

@@ -175,8 +175,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "perf" / "results"))
     args = parser.parse_args()
     ksi("image", "build", "--output", str(IMAGES), "--workloads", "dask,spark")
-    box = fresh_sandbox(name := run_name())
-    ksi("sandbox", "up", "-N", "4", "--name", name)
+    box = fresh_sandbox(box_name := run_name())
+    ksi("sandbox", "up", "-N", "4", "--name", box_name)
     rows: dict[str, dict] = {}
     try:
         base = baseline(box, args)
@@ -188,7 +188,7 @@ def main() -> None:
                   f"spark {r['spark']['wall']:.1f} s ({r['spark']['mesh_bytes'] / 1e6:.0f} MB)", flush=True)
     finally:
         if not args.keep:
-            ksi("sandbox", "down", "--name", name)
+            ksi("sandbox", "down", "--name", box_name)
     print("\n" + "\n".join(report(base, rows, args)))
     for name, r in rows.items():
         if r.get("load"):

@@ -221,8 +221,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown cases: {', '.join(sorted(unknown))}")
     ksi("image", "build", "--output", str(SHARED / "images"), "--workloads", "dask,spark")
-    box = fresh_sandbox(name := run_name())
-    ksi("sandbox", "up", "-N", str(len(HOSTS)), "--name", name)
+    box = fresh_sandbox(box_name := run_name())
+    ksi("sandbox", "up", "-N", str(len(HOSTS)), "--name", box_name)
     rows: dict[str, dict] = {}
     try:
         for name in args.cases.split(","):
@@ -234,7 +234,7 @@ def main() -> None:
                   f"{r['left'] or 'nothing'} [{time.monotonic() - started:.0f} s]", flush=True)
     finally:
         if not args.keep:
-            ksi("sandbox", "down", "--name", name)
+            ksi("sandbox", "down", "--name", box_name)
     print("\n" + "\n".join(table(rows)))
     try:  # rows of an earlier run stay unless this run measured them again (--cases)
         with open(f"{args.out}/faults.json") as fh:
