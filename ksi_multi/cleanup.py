@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -90,9 +91,25 @@ def clean(cfg: Config, job_id: str) -> list[str]:
     scratch.remove(job_scratch)
     if sockets:
         shutil.rmtree(runtime, ignore_errors=True)
+    _settle(runtime, job_scratch)
     for what in found:
         log.info("cleanup: removed %s", what)
     return found
+
+
+def _settle(runtime: Path, job_scratch: Path, seconds: float = 3.0) -> None:
+    """A container killed here makes conmon run its exit command (`podman container cleanup`) a moment
+    later, which creates the store's directories again: end such late-comers and remove what they made."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        late = processes.naming([runtime, job_scratch]) | processes.with_environment("XDG_RUNTIME_DIR", str(runtime))
+        if not late and not job_scratch.exists() and not runtime.exists():
+            continue
+        processes.end(late, grace=0)
+        scratch.remove(job_scratch)
+        if scratch.own_directories(runtime):
+            shutil.rmtree(runtime, ignore_errors=True)
 
 
 def watch(cfg: Config, job_id: str, agent_pid: int, poll: float = 0.5) -> list[str]:

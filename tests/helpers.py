@@ -139,7 +139,8 @@ class Cluster:
         deadline = time.monotonic() + within
         while any(self.leftovers(h, job_id) for h in hosts) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert {h: self.leftovers(h, job_id) for h in hosts} == {h: [] for h in hosts}
+        left = {h: self.leftovers(h, job_id) for h in hosts}
+        assert left == {h: [] for h in hosts}, f"left by job {job_id}: {left}\n{self.job_log(job_id)}"
 
     def ready_nodes(self, kubeconfig: str) -> list[list[str]]:
         """[name, STATUS] of every node, as kubectl sees them through the job's kubeconfig."""
