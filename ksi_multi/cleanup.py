@@ -44,13 +44,15 @@ def _job_processes(runtime: Path, job_scratch: Path, cgroup: JobCgroup | None) -
     """This user's processes of the job: everything in the job cgroup, whatever names the job's runtime or
     scratch directory on its command line (ksi-wg, ksi-proxy, conmon, pasta), and whatever podman started
     for the job's store (its pause process: XDG_RUNTIME_DIR is the job's runtime directory)."""
-    pids: set[int] = set()
+    pids = _store_processes(runtime, job_scratch)
     if cgroup:
         pids |= cgroup.pids()
-    pids |= processes.naming([runtime, job_scratch])
-    pids |= processes.with_environment("XDG_RUNTIME_DIR", str(runtime))
     pids.discard(os.getpid())
     return pids
+
+
+def _store_processes(runtime: Path, job_scratch: Path) -> set[int]:
+    return processes.naming([runtime, job_scratch]) | processes.with_environment("XDG_RUNTIME_DIR", str(runtime))
 
 
 def clean(cfg: Config, job_id: str) -> list[str]:
@@ -103,7 +105,7 @@ def _settle(runtime: Path, job_scratch: Path, seconds: float = 3.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(0.3)
-        late = processes.naming([runtime, job_scratch]) | processes.with_environment("XDG_RUNTIME_DIR", str(runtime))
+        late = _store_processes(runtime, job_scratch)
         if not late and not job_scratch.exists() and not runtime.exists():
             continue
         processes.end(late, grace=0)
@@ -128,6 +130,6 @@ def watch(cfg: Config, job_id: str, agent_pid: int, poll: float = 0.5) -> list[s
         agent.wait()
     except psutil.NoSuchProcess:
         pass
-    while _agent_of(job_id):  # a killed agent's process may take a moment to be gone from the table
-        psutil.wait_procs([p for p in [_agent_of(job_id)] if p], timeout=poll)
+    while left := _agent_of(job_id):  # a killed agent's process may take a moment to be gone from the table
+        psutil.wait_procs([left], timeout=poll)
     return clean(cfg, job_id)
