@@ -26,18 +26,41 @@ from ksi_multi.run import run
 log = logging.getLogger(__name__)
 
 
-def _agent_of(job_id: str) -> psutil.Process | None:
-    """This user's agent of `job_id` on this host, if one still runs."""
+REAPER_WAIT = 120.0
+
+
+def _command_of(job_id: str, command: str) -> psutil.Process | None:
+    """This user's `ksi-multi <command>` (agent, reap) of `job_id` on this host, if one still runs."""
     for proc in psutil.process_iter(["cmdline", "uids"]):
         try:
             cmd = " ".join(proc.info["cmdline"] or [])
-            if proc.info["uids"].real != os.getuid() or " agent" not in cmd or "ksi" not in cmd:
+            if proc.pid == os.getpid() or proc.info["uids"].real != os.getuid():
                 continue
-            if proc.environ().get("SLURM_JOB_ID") == job_id:
+            if f" {command}" not in cmd or "ksi" not in cmd:
+                continue
+            if proc.environ().get("SLURM_JOB_ID") == job_id or f"--job {job_id} " in f"{cmd} ":
                 return proc
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return None
+
+
+def _agent_of(job_id: str) -> psutil.Process | None:
+    return _command_of(job_id, "agent")
+
+
+def _wait_for_reaper(job_id: str) -> None:
+    """The agent's reaper may be cleaning up right now (the agent was killed a moment ago): two cleanups at
+    once kill each other's podman commands and make the store's directories again behind each other."""
+    reaper = _command_of(job_id, "reap")
+    if reaper is None:
+        return
+    log.info("cleanup: waiting for the reaper of job %s (pid %d) to finish", job_id, reaper.pid)
+    _, alive = psutil.wait_procs([reaper], timeout=REAPER_WAIT)
+    if alive:
+        raise KsiError(f"the reaper of job {job_id} (pid {reaper.pid}) has been cleaning up for "
+                       f"{REAPER_WAIT:.0f} s and is still at it",
+                       f"see its lines in the job's agent log; run `ksi-multi cleanup --job {job_id}` again later")
 
 
 def _job_processes(runtime: Path, job_scratch: Path, cgroup: JobCgroup | None) -> set[int]:
@@ -62,6 +85,7 @@ def clean(cfg: Config, job_id: str) -> list[str]:
     if agent:
         raise KsiError(f"the agent of job {job_id} still runs on this host (pid {agent.pid})",
                        "it tears down by itself: stop the job (scancel) instead")
+    _wait_for_reaper(job_id)
     here = job_host(cfg, job_id)
     home, cgroup, job_scratch, runtime = here.podman, here.cgroup, here.scratch, here.podman.runtime
     found = []

@@ -58,6 +58,21 @@ def test_cleanup_refuses_while_the_agent_of_the_job_runs(tmp_path, job_id):
         agent.wait()
 
 
+def test_cleanup_waits_for_the_reaper_of_the_job_before_it_starts(tmp_path, job_id):
+    cfg = config.load(env={}, flags={"scratch": str(tmp_path)})
+    reaper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)", "ksi_multi", "reap",
+                               "--job", job_id, "--agent-pid", "1"])
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert cleanup.clean(cfg, job_id) == []
+        assert reaper.poll() == 0  # it ran to its end: the cleanup waited instead of racing it
+        assert time.monotonic() - started > 1
+    finally:
+        reaper.kill()
+        reaper.wait()
+
+
 def test_cleanup_removes_nothing_through_links_put_in_the_jobs_paths(tmp_path, job_id):
     cfg = config.load(env={}, flags={"scratch": str(tmp_path)})
     job_scratch = scratch.job_scratch(tmp_path, job_id)
