@@ -14,18 +14,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ksi_multi.config import Config
 from ksi_multi.errors import Aborted, KsiError, Terminated
 from ksi_multi.jobdir import JobDir, write_json
+from ksi_multi.phases.results import Results
 from ksi_multi.rendezvous import RendezvousError
 from ksi_multi.slurm import SlurmContext
 from ksi_multi.status import StatusFile
 
 if TYPE_CHECKING:
     from ksi_multi.channel import LocalChannel, RendezvousClient
-    from ksi_multi.kubeadm import ClusterPlan
-    from ksi_multi.node import NodeSpec
-    from ksi_multi.podman import PodmanHome
-    from ksi_multi.proxy import NodeProxy
-    from ksi_multi.rendezvous import Rendezvous
-    from netplugins import MeshPlugin
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -34,26 +29,18 @@ PHASES = ("doctor", "rendezvous", "node", "mesh", "cluster", "ready", "wait")
 
 @dataclass
 class AgentContext:
+    """What every phase works with: the job's settings and services. What the phases make is in `results`."""
+
     config: Config
     slurm: SlurmContext
     job: JobDir
     address: str
     cleanup: contextlib.ExitStack
     status: StatusFile | None = None
-    members: list[dict[str, Any]] = field(default_factory=list)
-    channel: RendezvousClient | LocalChannel | None = None  # the coordination channel, from the rendezvous phase
-    endpoint: dict[str, Any] = field(default_factory=dict)  # where rank 0's rendezvous listens
+    # The coordination channel, opened by the rendezvous phase: the runner too needs it (an abort, the end).
+    channel: RendezvousClient | LocalChannel | None = None
     abort_reason: str = ""  # why the job was aborted elsewhere, once it was
-    podman: PodmanHome | None = None  # this job's podman store on this host, once the node phase made it
-    node: NodeSpec | None = None  # the running node container
-    api_port: int = 0  # host port of the API server (rank 0), chosen by the node phase
-    mesh_port: int = 0  # this host's mesh port, chosen by the node phase (forwarded) or the mesh phase
-    node_ip: str = ""  # this node's Kubernetes address, set by the mesh phase
-    pod_mtu: int | None = None  # the mesh's MTU for pod interfaces (several nodes), set by the mesh phase
-    cluster: ClusterPlan | None = None  # set by rank 0's cluster phase
-    mesh: MeshPlugin | None = None  # the running mesh (several nodes), set by the mesh phase
-    proxy: NodeProxy | None = None  # this host's ksi-proxy (NodePorts, egress), set by the node phase
-    rendezvous: Rendezvous | None = None  # rank 0's job store, kept for the job's lifetime (loss reports)
+    results: Results = field(default_factory=Results)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds, in order
 
     def on_teardown(self, what: str, fn: Callable[[], Any]) -> None:
@@ -76,7 +63,8 @@ class AgentContext:
 class Phase(Protocol):
     name: str
 
-    def execute(self, ctx: AgentContext) -> None: ...
+    def execute(self, ctx: AgentContext) -> object | None:
+        """Do the phase's work; return its result (see ksi_multi.phases.results), if it has one."""
 
 
 def registry(coordinator: bool = True) -> dict[str, type]:
@@ -206,7 +194,7 @@ def run(ctx: AgentContext, phases: list[str]) -> None:
                     ctx.status.update(phase=name)
                 log.info("phase %s: start", name)
                 started = time.monotonic()
-                available[name]().execute(ctx)
+                ctx.results.record(name, available[name]().execute(ctx))
                 elapsed = time.monotonic() - started
                 log.info("phase %s: done in %.2f s", name, elapsed)
                 ctx.timings[name] = elapsed

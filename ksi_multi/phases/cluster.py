@@ -2,13 +2,18 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from ksi_multi import kubeadm
 from ksi_multi.channel import seal, unseal
 from ksi_multi.errors import KsiError
 from ksi_multi.jobdir import write_private
+from ksi_multi.phases.results import ClusterUp, NodeUp
 from ksi_multi.ranges import Ranges
 from ksi_multi.rendezvous import RendezvousError
+
+if TYPE_CHECKING:
+    from ksi_multi.agent import AgentContext
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -17,17 +22,17 @@ JOIN_FIELDS = ("endpoint", "token", "ca_cert_hash")
 KUBELET_HINT = "see the kubelet's log: journalctl -u kubelet inside the node container"
 
 
-def _pod_network(ctx) -> None:
+def _pod_network(ctx, up: NodeUp) -> None:
     """This node's pod range: the CNI configuration, and masquerading for pods leaving the pod network."""
     ranges = Ranges.of(ctx.config)
     pods = kubeadm.pod_cidr(ctx.slurm.rank, ranges.pods)
-    _write(ctx, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(pods, ctx.pod_mtu))
-    ctx.podman.podman("exec", ctx.node.name, "iptables", "-w", "5", "-A", *kubeadm.masquerade_rule(pods, ranges.pods))
+    _write(up, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(pods, ctx.results.mesh_up.pod_mtu))
+    up.home.podman("exec", up.spec.name, "iptables", "-w", "5", "-A", *kubeadm.masquerade_rule(pods, ranges.pods))
 
 
-def _write(ctx, path: str, text: str, secrets=()) -> None:
-    ctx.podman.podman("exec", "-i", ctx.node.name, "sh", "-c", f'mkdir -p "$(dirname {path})" && cat > {path}',
-                      input=text, secrets=secrets)
+def _write(up: NodeUp, path: str, text: str, secrets=()) -> None:
+    up.home.podman("exec", "-i", up.spec.name, "sh", "-c", f'mkdir -p "$(dirname {path})" && cat > {path}',
+                   input=text, secrets=secrets)
 
 
 class ClusterInitPhase:
@@ -35,16 +40,16 @@ class ClusterInitPhase:
 
     name = "cluster"
 
-    def execute(self, ctx) -> None:
-        _pod_network(ctx)
-        home, node = ctx.podman, ctx.node
+    def execute(self, ctx: AgentContext) -> ClusterUp:
+        up = ctx.results.node_up
+        _pod_network(ctx, up)
+        home, node = up.home, up.spec
         version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
         plan = kubeadm.ClusterPlan(job_id=ctx.slurm.job_id, kubernetes_version=version, node_name=ctx.slurm.hostname,
-                                   node_ip=ctx.node_ip, host_address=ctx.address,
-                                   api_server_port=ctx.api_port, token=kubeadm.bootstrap_token(),
+                                   node_ip=ctx.results.mesh_up.node_ip, host_address=ctx.address,
+                                   api_server_port=up.api_port, token=kubeadm.bootstrap_token(),
                                    ranges=Ranges.of(ctx.config))
-        ctx.cluster = plan
-        _write(ctx, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
+        _write(up, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
         started = time.monotonic()
         home.podman("exec", node.name, "kubeadm", "init", "--config", "/ksi/kubeadm.yaml", "--skip-token-print",
                     "--skip-phases=preflight", timeout=600, secrets=[plan.token], fix=KUBELET_HINT)
@@ -63,7 +68,7 @@ class ClusterInitPhase:
         write_private(ctx.job.kubeconfig_file, kubeadm.user_kubeconfig(admin, plan))
         ctx.status.update(kubeconfig=str(ctx.job.kubeconfig_file), server=plan.server_url)
         log.info("cluster: kubeconfig for %s written to %s", plan.server_url, ctx.job.kubeconfig_file)
-
+        return ClusterUp(plan)
 
 
 class ClusterJoinPhase:
@@ -71,8 +76,9 @@ class ClusterJoinPhase:
 
     name = "cluster"
 
-    def execute(self, ctx) -> None:
-        _pod_network(ctx)
+    def execute(self, ctx: AgentContext) -> ClusterUp:
+        up = ctx.results.node_up
+        _pod_network(ctx, up)
         try:
             sealed = ctx.channel.wait_for("join", 0, time.monotonic() + ctx.config.ready_timeout)
         except RendezvousError:
@@ -82,9 +88,10 @@ class ClusterJoinPhase:
         join = unseal(ctx.job.read_secret(), sealed.get("sealed", "") if isinstance(sealed, dict) else "")
         if not isinstance(join, dict) or not all(isinstance(join.get(k), str) for k in JOIN_FIELDS):
             raise KsiError("the join material from rank 0 is malformed", "start the job again")
-        config = kubeadm.join_config(ctx.slurm.job_id, ctx.slurm.hostname, ctx.node_ip, join)
-        _write(ctx, "/ksi/kubeadm-join.yaml", config, secrets=[join["token"]])
+        config = kubeadm.join_config(ctx.slurm.job_id, ctx.slurm.hostname, ctx.results.mesh_up.node_ip, join)
+        _write(up, "/ksi/kubeadm-join.yaml", config, secrets=[join["token"]])
         started = time.monotonic()
-        ctx.podman.podman("exec", ctx.node.name, "kubeadm", "join", "--config", "/ksi/kubeadm-join.yaml",
-                          "--skip-phases=preflight", timeout=600, secrets=[join["token"]], fix=KUBELET_HINT)
+        up.home.podman("exec", up.spec.name, "kubeadm", "join", "--config", "/ksi/kubeadm-join.yaml",
+                       "--skip-phases=preflight", timeout=600, secrets=[join["token"]], fix=KUBELET_HINT)
         log.info("cluster: joined %s in %.1f s", join["endpoint"], time.monotonic() - started)
+        return ClusterUp()

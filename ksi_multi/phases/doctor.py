@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ksi_multi import doctor
 from ksi_multi.errors import KsiError
+
+if TYPE_CHECKING:
+    from ksi_multi.agent import AgentContext
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -13,7 +17,7 @@ class DoctorPhase:
 
     name = "doctor"
 
-    def execute(self, ctx) -> None:
+    def execute(self, ctx: AgentContext) -> None:
         results = doctor.diagnose(ctx.config, ctx.address, coordinator=ctx.slurm.is_coordinator)
         for r in results:
             (log.debug if r.ok else log.warning)("doctor: %-4s %s: %s", r.status, r.name, r.detail)

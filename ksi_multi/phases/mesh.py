@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import netplugins
 from ksi_multi import ports
@@ -9,15 +10,19 @@ from ksi_multi.doctor import path_mtu
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
 from ksi_multi.node import init_pid
+from ksi_multi.phases.results import MeshUp, NodeUp
 from ksi_multi.ranges import Ranges
 from ksi_multi.rendezvous import RendezvousError
 from netplugins.topology import Member
 
+if TYPE_CHECKING:
+    from ksi_multi.agent import AgentContext
+
 log = logging.getLogger("ksi_multi.agent")
 
 
-def node_access(ctx) -> netplugins.NodeAccess:
-    home, name = ctx.podman, ctx.node.name
+def node_access(ctx, up: NodeUp) -> netplugins.NodeAccess:
+    home, name = up.home, up.spec.name
     return netplugins.NodeAccess(exec=lambda *cmd, **kw: home.podman("exec", "-i", name, *cmd, **kw),
                                  pid=init_pid(home, name),
                                  workdir=home.base.parent, runtime=home.runtime,
@@ -32,18 +37,17 @@ class MeshPhase:
 
     name = "mesh"
 
-    def execute(self, ctx) -> None:
+    def execute(self, ctx: AgentContext) -> MeshUp:
         if ctx.slurm.node_count == 1:
-            ctx.node_ip = Ranges.of(ctx.config).node_address
-            log.info("mesh: single node, node address %s", ctx.node_ip)
-            return
+            node_ip = Ranges.of(ctx.config).node_address
+            log.info("mesh: single node, node address %s", node_ip)
+            return MeshUp(node_ip)
         cfg = ctx.config
-        mesh = netplugins.load(cfg.mesh, node_access(ctx))
-        members = ctx.members = self._exchange(ctx, mesh.prepare())
+        up = ctx.results.node_up
+        mesh = netplugins.load(cfg.mesh, node_access(ctx, up))
+        members = self._exchange(ctx, mesh.prepare(), up.mesh_port)
         try:
-            plan = mesh.plan([Member(m["rank"], m["hostname"], m["address"], m["info"].get("mesh_key", ""),
-                                     m["info"]["mesh_port"]) for m in members],
-                             path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None,
+            plan = mesh.plan(members, path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None,
                              mesh_cidr=cfg.mesh_subnet, pod_subnet=cfg.pod_subnet)
         except ValueError as exc:
             raise KsiError(f"mesh: {exc}", "see docs/usage.md (mesh) for the limits of the plan") from None
@@ -51,24 +55,25 @@ class MeshPhase:
         ctx.on_teardown("stop the mesh", mesh.down)
         mesh.up(node)
         mesh.wait(node, cfg.rendezvous_timeout)
-        ctx.node_ip, ctx.pod_mtu, ctx.mesh = node.mesh_ip, node.mtu, mesh
         if ctx.status:
             ctx.status.set_node_fields({plan[r].name: {"mesh_ip": plan[r].mesh_ip, "mesh_port": plan[r].listen_port}
                                         for r in plan})
         log.info("mesh: %s %s (MTU %d), reaches %s", mesh.name, node.mesh_ip, node.mtu,
                  ", ".join(p.name for p in node.peers))
+        return MeshUp(node.mesh_ip, node.mtu, mesh)
 
     @staticmethod
-    def _exchange(ctx, published: dict) -> list[dict]:
+    def _exchange(ctx, published: dict, forwarded_port: int) -> list[Member]:
         """Through the coordination channel: every node puts what its mesh needs known (key, port) and waits
         until every node has."""
         # A forwarded mesh took its port with the node; one on a host socket takes it now, just before use.
-        ctx.mesh_port = ctx.mesh_port or ports.chosen(ctx.config.mesh_port, "udp", ctx.address)
+        port = forwarded_port or ports.chosen(ctx.config.mesh_port, "udp", ctx.address)
         deadline = time.monotonic() + ctx.config.rendezvous_timeout
         try:
-            ctx.channel.put("mesh", {**published, "mesh_port": ctx.mesh_port}, deadline)
+            ctx.channel.put("mesh", {**published, "mesh_port": port}, deadline)
             mesh = ctx.channel.wait_all("mesh", deadline)
         except RendezvousError as exc:
             raise KsiError(f"mesh: exchange through rank 0 failed: {exc.cause}",
                            "see the agent logs of the hosts named") from None
-        return [{**m, "info": mesh[m["rank"]]} for m in ctx.members]
+        return [Member(m.rank, m.hostname, m.address, mesh[m.rank].get("mesh_key", ""), mesh[m.rank]["mesh_port"])
+                for m in ctx.results.joined.members]

@@ -3,13 +3,18 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import netplugins
 from ksi_multi import imageload, node, ports, proxy, scratch
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
 from ksi_multi.jobhost import job_host
+from ksi_multi.phases.results import NodeUp
 from ksi_multi.ranges import Ranges
+
+if TYPE_CHECKING:
+    from ksi_multi.agent import AgentContext
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -19,7 +24,7 @@ class NodePhase:
 
     name = "node"
 
-    def execute(self, ctx) -> None:
+    def execute(self, ctx: AgentContext) -> NodeUp:
         cfg, slurm = ctx.config, ctx.slurm
         base = scratch.base_dir(cfg.scratch)
         scratch.check_local(base)
@@ -30,17 +35,14 @@ class NodePhase:
         ctx.on_teardown("remove the job's scratch directory", lambda: scratch.remove(here.scratch))
         home = here.podman
         ctx.on_teardown("remove the job's podman store", home.remove)
-        ctx.podman = home
         image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser())
         # The default mesh binds its UDP port on the host itself; the others need it forwarded into the node.
         forward_mesh = slurm.node_count > 1 and netplugins.forwarded(cfg.mesh)
-        if slurm.is_coordinator:
-            ctx.api_port = ports.chosen(cfg.api_server_port, "tcp", ctx.address)
-        if forward_mesh:
-            ctx.mesh_port = ports.chosen(cfg.mesh_port, "udp", ctx.address)
+        api_port = ports.chosen(cfg.api_server_port, "tcp", ctx.address) if slurm.is_coordinator else 0
+        mesh_port = ports.chosen(cfg.mesh_port, "udp", ctx.address) if forward_mesh else 0
         spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
-                             net_backend=cfg.net_backend, api_port=ctx.api_port or None,
-                             mesh_port=ctx.mesh_port or None, subnet=cfg.node_subnet)
+                             net_backend=cfg.net_backend, api_port=api_port or None,
+                             mesh_port=mesh_port or None, subnet=cfg.node_subnet)
         join = None
         if here.cgroup:
             here.cgroup.create()
@@ -50,15 +52,15 @@ class NodePhase:
         started = time.monotonic()
         home.podman(*spec.run_args(), preexec_fn=join, timeout=120,
                     fix="see the message above; `ksi-multi doctor` checks podman, pasta and cgroups")
-        ctx.node = spec
         self._check_forwards(spec)
         marks = node.wait_booted(home, spec.name, cfg.node_timeout)
         log.info("node: %s up (%s) %s", spec.name, cfg.net_backend,
                  ", ".join(f"{k} {v + 0:.1f}s" for k, v in marks.items()))
         if archives:
             self._import(home, spec, archives)
-        self._proxy(ctx, home, spec)
+        running = self._proxy(ctx, home, spec)
         log.debug("node: container started %.1f s after podman run", time.monotonic() - started)
+        return NodeUp(home, spec, running, api_port, mesh_port)
 
     @staticmethod
     def _user_images(entries) -> list[Path]:
@@ -82,7 +84,7 @@ class NodePhase:
                  " ".join(names))
 
     @staticmethod
-    def _proxy(ctx, home, spec: node.NodeSpec) -> None:
+    def _proxy(ctx, home, spec: node.NodeSpec) -> proxy.NodeProxy:
         """ksi-proxy: NodePorts on this host's address, and (egress: proxy) TCP leaving the cluster."""
         ranges = Ranges.of(ctx.config)
         inside = proxy.inside_ranges(ranges.pods, ranges.services, ranges.mesh, ranges.node)
@@ -94,9 +96,9 @@ class NodePhase:
             egress_inside=inside if ctx.config.egress == "proxy" else None)
         ctx.on_teardown("stop the node proxy", running.stop)
         running.start()
-        ctx.proxy = running
         log.info("node: ksi-proxy (pid %d): NodePorts on %s%s", running.pid, ctx.address,
                  ", TCP leaving the cluster" if running.egress else "")
+        return running
 
     @staticmethod
     def _check_forwards(spec: node.NodeSpec) -> None:

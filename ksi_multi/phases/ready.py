@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from ksi_multi.errors import KsiError
 from ksi_multi.rendezvous import RendezvousError
+
+if TYPE_CHECKING:
+    from ksi_multi.agent import AgentContext
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -42,7 +46,7 @@ class ReadyPhase:
 
     name = "ready"
 
-    def execute(self, ctx) -> None:
+    def execute(self, ctx: AgentContext) -> None:
         api = kube_api(ctx)
         deadline = time.monotonic() + ctx.config.ready_timeout
         want = set(ctx.slurm.nodes)
@@ -68,7 +72,7 @@ class WorkerReadyPhase:
 
     name = "ready"
 
-    def execute(self, ctx) -> None:
+    def execute(self, ctx: AgentContext) -> None:
         try:
             ctx.channel.wait_for("ready", 0, time.monotonic() + ctx.config.ready_timeout)
         except RendezvousError:

@@ -2,27 +2,31 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from ksi_multi.channel import AbortWatch, LocalChannel, RendezvousClient
 from ksi_multi.errors import KsiError
 from ksi_multi.jobdir import write_json
+from ksi_multi.phases.results import Joined, Member
 from ksi_multi.rendezvous import Rendezvous, RendezvousError, RendezvousServer
+
+if TYPE_CHECKING:
+    from ksi_multi.agent import AgentContext
 
 log = logging.getLogger("ksi_multi.agent")
 
 
-def _register(ctx) -> None:
+def _register(ctx, endpoint: dict, store: Rendezvous | None = None) -> Joined:
     """The first barrier: every node puts its address and waits until every node has."""
     deadline = time.monotonic() + ctx.config.rendezvous_timeout
     try:
         ctx.channel.put("member", {"address": ctx.address}, deadline)
-        members = ctx.channel.wait_all("member", deadline)
+        registered = ctx.channel.wait_all("member", deadline)
     except RendezvousError as exc:
-        raise _unreachable(ctx, exc) from None
-    ctx.members = [{"rank": r, "hostname": ctx.slurm.nodes[r], "address": v["address"], "info": {}}
-                   for r, v in sorted(members.items())]
-    log.info("rendezvous: %d members: %s", len(ctx.members),
-             ", ".join(f"{m['hostname']}={m['address']}" for m in ctx.members))
+        raise _unreachable(ctx, exc, endpoint, store) from None
+    members = tuple(Member(r, ctx.slurm.nodes[r], v["address"]) for r, v in sorted(registered.items()))
+    log.info("rendezvous: %d members: %s", len(members), ", ".join(f"{m.hostname}={m.address}" for m in members))
+    return Joined(members, store)
 
 
 class CoordinatorRendezvousPhase:
@@ -32,19 +36,18 @@ class CoordinatorRendezvousPhase:
 
     name = "rendezvous"
 
-    def execute(self, ctx) -> None:
+    def execute(self, ctx: AgentContext) -> Joined:
         state = Rendezvous(ctx.slurm.nodes)
-        ctx.rendezvous = state
         server = RendezvousServer(ctx.address, ctx.config.rendezvous_port, ctx.job.read_secret(), state).start()
         ctx.on_teardown("stop the rendezvous", server.stop)
         ctx.on_teardown("close the rendezvous", lambda: state.close(f"{ctx.slurm.hostname}: the coordinator stopped"))
         state.on_change = lambda key: key == "member" and ctx.status.set_members(state.members())
         state.on_abort = ctx.abort
         ctx.channel = LocalChannel(state)
-        ctx.endpoint = {"host": ctx.slurm.hostname, "address": ctx.address, "port": server.port}
-        write_json(ctx.job.endpoint_file, ctx.endpoint)
+        endpoint = {"host": ctx.slurm.hostname, "address": ctx.address, "port": server.port}
+        write_json(ctx.job.endpoint_file, endpoint)
         log.info("rendezvous: listening on %s:%d for %d nodes", ctx.address, server.port, ctx.slurm.node_count)
-        _register(ctx)
+        return _register(ctx, endpoint, state)
 
 
 class WorkerRendezvousPhase:
@@ -52,7 +55,7 @@ class WorkerRendezvousPhase:
 
     name = "rendezvous"
 
-    def execute(self, ctx) -> None:
+    def execute(self, ctx: AgentContext) -> Joined:
         deadline = time.monotonic() + ctx.config.rendezvous_timeout
         while (endpoint := ctx.job.read_json(ctx.job.endpoint_file)) is None:
             if time.monotonic() >= deadline:
@@ -61,25 +64,24 @@ class WorkerRendezvousPhase:
                     f"rendezvous in {ctx.job.endpoint_file} within {ctx.config.rendezvous_timeout:g} s",
                     f"see {ctx.job.log_file(ctx.slurm.coordinator_host)}")
             time.sleep(0.2)
-        ctx.endpoint = endpoint
         client = RendezvousClient(endpoint["address"], endpoint["port"], ctx.job.read_secret(), ctx.slurm.rank,
                                   ctx.slurm.hostname)
         ctx.channel = client
         watch = AbortWatch(client, ctx.abort).start()
         ctx.on_teardown("stop watching for an abort", watch.stop)
-        _register(ctx)
+        return _register(ctx, endpoint)
 
 
-def _unreachable(ctx, exc: RendezvousError) -> KsiError:
-    if ctx.slurm.is_coordinator:
-        missing = ctx.rendezvous.missing("member")
+def _unreachable(ctx, exc: RendezvousError, endpoint: dict, store: Rendezvous | None) -> KsiError:
+    if store is not None:
+        missing = store.missing("member")
         names = ", ".join(f"rank {r} ({h})" for r, h in missing)
         return KsiError(
             f"rendezvous timed out after {ctx.config.rendezvous_timeout:g} s: {len(missing)} of "
             f"{ctx.slurm.node_count} nodes never registered: {names}",
             f"see {ctx.job.path}/agent-<host>.log of those hosts; check that they reach "
-            f"{ctx.slurm.hostname} ({ctx.address}) on TCP port {ctx.endpoint['port']}")
-    where = ctx.endpoint
+            f"{ctx.slurm.hostname} ({ctx.address}) on TCP port {endpoint['port']}")
+    where = endpoint
     return KsiError(
         f"{ctx.slurm.hostname}: cannot complete the rendezvous with rank 0 {where['host']} "
         f"({where['address']}, TCP port {where['port']}): {exc.cause}",

@@ -2,12 +2,19 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from ksi_multi import node
 from ksi_multi.errors import KsiError
 from ksi_multi.loss import LossTracker, with_out_of_service
 from ksi_multi.nodeports import NodePortFollower
 from ksi_multi.phases.ready import kube_api, ready_nodes
+
+if TYPE_CHECKING:
+    from ksi_multi.agent import AgentContext
+    from ksi_multi.proxy import NodeProxy
+    from ksi_multi.rendezvous import Rendezvous
+    from netplugins import MeshPlugin
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -26,23 +33,22 @@ class WaitPhase:
 
     name = "wait"
 
-    def execute(self, ctx) -> None:
+    def execute(self, ctx: AgentContext) -> None:
         log.info("wait: cluster up; holding it until the job ends (scancel, time limit, ksi-multi down)")
-        watch = _Coordinator(ctx) if ctx.slurm.is_coordinator else None
-        follower = None
-        if ctx.proxy:
-            follower = NodePortFollower(lambda: kube_api(ctx), ctx.proxy.forward, ctx.slurm.hostname).start()
-            ctx.on_teardown("stop following NodePorts", follower.stop)
+        up, mesh = ctx.results.node_up, ctx.results.mesh_up.mesh
+        watch = _Coordinator(ctx, ctx.results.joined.store, mesh) if ctx.slurm.is_coordinator else None
+        follower = NodePortFollower(lambda: kube_api(ctx), up.proxy.forward, ctx.slurm.hostname).start()
+        ctx.on_teardown("stop following NodePorts", follower.stop)
         reported: dict = {}
         while True:
-            state = node.state(ctx.podman, ctx.node.name)
+            state = node.state(up.home, up.spec.name)
             if state != "running":
-                why = f"the node container {ctx.node.name} is {state or 'gone'}"
+                why = f"the node container {up.spec.name} is {state or 'gone'}"
                 if watch:
                     raise KsiError(f"{ctx.slurm.hostname}: {why}; it runs the control plane",
                                    "see the agent log and `podman logs` in the job's store; start a new job")
                 self._lost(ctx, why)
-            fields = self._watch_proxy(ctx, follower)
+            fields = self._watch_helpers(ctx, up.proxy, mesh, follower)
             if fields != reported and self._report(ctx, watch, fields):
                 reported = fields
             if watch:
@@ -52,22 +58,20 @@ class WaitPhase:
             time.sleep(HEARTBEAT)
 
     @staticmethod
-    def _watch_proxy(ctx, follower) -> dict:
+    def _watch_helpers(ctx, proxy: NodeProxy, mesh: MeshPlugin | None, follower: NodePortFollower) -> dict:
         """This node's fields in status.json about its helpers: restarts of ksi-proxy and of the mesh's helper
         (a dead one is started again; a failure to do so ends this node) and which NodePorts listen here."""
         fields = {}
-        if ctx.proxy:
-            ctx.proxy.check()
-            if ctx.proxy.last_restart:
-                fields["proxy"] = ctx.proxy.last_restart.describe()
-        if ctx.mesh:
-            ctx.mesh.check()
-            if getattr(ctx.mesh, "last_restart", None):
-                fields["mesh_helper"] = ctx.mesh.last_restart.describe()
-        if follower:
-            services, fields["nodeports"] = follower.snapshot()
-            if ctx.status:
-                ctx.status.update_if_changed(nodeports=services)
+        proxy.check()
+        if proxy.last_restart:
+            fields["proxy"] = proxy.last_restart.describe()
+        if mesh:
+            mesh.check()
+            if getattr(mesh, "last_restart", None):
+                fields["mesh_helper"] = mesh.last_restart.describe()
+        services, fields["nodeports"] = follower.snapshot()
+        if ctx.status:
+            ctx.status.update_if_changed(nodeports=services)
         return fields
 
     @staticmethod
@@ -108,21 +112,21 @@ class WaitPhase:
 class _Coordinator:
     """Rank 0's heartbeat: node readiness, lost workers, the mesh peers, into status.json."""
 
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
+    def __init__(self, ctx, store: Rendezvous | None, mesh: MeshPlugin | None) -> None:
+        self.ctx, self.store, self.mesh = ctx, store, mesh
         self.api = kube_api(ctx)
         self.losses = LossTracker([h for h in ctx.slurm.nodes if h != ctx.slurm.hostname])
 
     def beat(self) -> None:
         ctx = self.ctx
         ready = ready_nodes(self.api)
-        reported = ctx.rendezvous.lost_hosts() if ctx.rendezvous else {}
-        silent = ctx.rendezvous.silent("beat", SILENT) if ctx.rendezvous else {}
+        reported = self.store.lost_hosts() if self.store else {}
+        silent = self.store.silent("beat", SILENT) if self.store else {}
         for name, why in self.losses.observe(time.time(), ready, reported, silent).items():
             log.warning("wait: node %s lost (%s); taking it out of service so its pods start elsewhere", name, why)
             self._out_of_service(name)
         fields = {name: {"lost": why} for name, why in self.losses.lost.items()}
-        for name, reported in (ctx.rendezvous.node_reports() if ctx.rendezvous else {}).items():
+        for name, reported in (self.store.node_reports() if self.store else {}).items():
             fields.setdefault(name, {}).update(reported)
         if ready is not None:
             for name in ctx.slurm.nodes:
@@ -140,10 +144,10 @@ class _Coordinator:
 
     def _mesh(self) -> dict:
         """Rank 0's view of the mesh: what the plugin knows per peer (last handshake, bytes)."""
-        if self.ctx.mesh is None:
+        if self.mesh is None:
             return {}
         try:
-            return {"mesh": self.ctx.mesh.peers()}
+            return {"mesh": self.mesh.peers()}
         except Exception as exc:  # a failed query must not end the job; it shows in the log
             log.warning("wait: cannot read the mesh state: %s", exc)
             return {}

@@ -182,3 +182,31 @@ def test_a_stop_signal_is_not_swallowed_by_a_broad_except_on_its_way(tmp_path):
     finally:
         proc.kill()
     assert done.read_text() == "torn down"
+
+
+def test_phases_hand_on_typed_results():
+    from ksi_multi.phases.results import ClusterUp, Joined, Member, MeshUp, Results
+
+    results = Results()
+    with pytest.raises(RuntimeError, match="phase mesh has not run"):
+        _ = results.mesh_up
+    results.record("doctor", None)
+    results.record("rendezvous", Joined((Member(0, "node01", "10.0.0.1"),)))
+    results.record("mesh", MeshUp("10.250.0.1", 1420))
+    assert results.joined.members[0].hostname == "node01" and results.mesh_up.pod_mtu == 1420
+    with pytest.raises(TypeError, match="phase cluster returned MeshUp, not ClusterUp"):
+        results.record("cluster", MeshUp("10.250.0.1"))
+    with pytest.raises(TypeError, match="phase node returned NoneType, not NodeUp"):
+        results.record("node", None)
+    with pytest.raises(TypeError, match="phase wait returned ClusterUp; it has no result"):
+        results.record("wait", ClusterUp())
+    assert results.cluster is None and results.node is None
+
+
+def test_every_phase_with_a_result_type_declares_it():
+    from ksi_multi.phases.results import RESULT_TYPES
+
+    for coordinator in (True, False):
+        for name, phase in agent.registry(coordinator).items():
+            expected = RESULT_TYPES[name].__name__ if name in RESULT_TYPES else "None"
+            assert phase.execute.__annotations__["return"] == expected, (name, coordinator)
