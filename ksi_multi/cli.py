@@ -195,6 +195,45 @@ def status(job_id: str | None, as_json: bool, **kwargs) -> None:
             click.echo(line)
 
 
+@main.command()
+@click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
+@click.option("--seconds", type=click.IntRange(1, 600), default=5, show_default=True, help="length of each iperf3 run")
+@click.option("--streams", type=click.IntRange(2, 128), default=4, show_default=True,
+              help="TCP streams of the multi-stream run")
+@click.option("--round-trips", type=click.IntRange(10, 1_000_000), default=2000, show_default=True,
+              help="request-response round trips for the latency")
+@click.option("--only", default=None, metavar="ROUTES",
+              help="comma-separated routes (their baselines come along): host-loopback, host-host, pod-pod-same, "
+                   "pod-pod, pod-service, pod-outside, outside-nodeport")
+@click.option("--compare", "compare_with", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="an earlier run's bench-*.json: print each value beside it")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where bench-*.json, .md and .png go (default: the job directory)")
+@config_options
+@friendly_errors
+def bench(job_id: str | None, seconds: int, streams: int, round_trips: int, only: str | None,
+          compare_with: Path | None, out_dir: Path | None, **kwargs) -> None:
+    """Measure the network of a Ready job's cluster against its hosts' own, in one run on the same hosts.
+
+    Pod<->pod on one node and across nodes, pod->Service, pod->outside and outside->NodePort: TCP with 1 and
+    N streams, UDP and request-response latency, each as a share of (or an increase over) the same
+    measurement between the hosts themselves, taken through `srun --jobid ID --overlap`.
+    """
+    from ksi_multi.bench.command import bench as run_bench
+    from ksi_multi.bench.measure import Options
+
+    explicit_image_dir = kwargs.get("image_dir")
+    cfg = load_config(kwargs)
+    options = Options(seconds=seconds, streams=streams, round_trips=round_trips,
+                      only=tuple(r.strip() for r in only.split(",") if r.strip()) if only else ())
+    try:
+        run_bench(cfg, job_id, options, compare_with, out_dir, click.echo,
+                  image_dir=cfg.image_dir if explicit_image_dir else None)
+    except Terminated as exc:
+        click.echo(f"ksi-multi: bench {exc.cause}; its pods and servers are removed", err=True)
+        sys.exit(exc.exit_code)
+
+
 @main.command("wait-ready")
 @click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
 @click.option("--timeout", type=float, default=900, show_default=True, help="seconds")

@@ -108,14 +108,23 @@ def log_tail(path: Path, chars: int = 400) -> str:
         return "no output"
 
 
+def spawn(cmd: Sequence[str], log_file: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start a long-running process, its output appended to log_file (0600); stop it with `stop`."""
+    log.debug("run: %s", shlex.join(cmd))
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as out:
+        try:
+            return subprocess.Popen(list(cmd), stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                                    env=None if env is None else dict(env))
+        except FileNotFoundError:
+            raise CommandError(f"command not found: {cmd[0]}", f"install {cmd[0]} or put it on PATH") from None
+
+
 def start_helper(cmd: Sequence[str], log_file: Path, ready: Path, what: str, fix: str, timeout: float = 20,
                  env: Mapping[str, str] | None = None) -> subprocess.Popen:
     """Start a long-running helper (its output appended to log_file) and return once it has made `ready`
     (a socket or file). If it exits first or takes longer than `timeout`, stop it and raise naming its log."""
-    log.debug("run: %s", shlex.join(cmd))
-    with open(log_file, "ab") as out:
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                env=None if env is None else dict(env))
+    proc = spawn(cmd, log_file, env)
     deadline = time.monotonic() + timeout
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ksi_multi import __version__, resources
 from ksi_multi.errors import KsiError
-from ksi_multi.image import archive, debian, helpers, kubernetes, workloads
+from ksi_multi.image import archive, debian, helpers, hosttools, kubernetes, workloads
 from ksi_multi.image import index as image_index
 from ksi_multi.run import run
 
@@ -159,6 +159,8 @@ def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
         toolbox_archive = output / "toolbox.tar"
         shutil.copyfile(work / "images" / "toolbox.tar", toolbox_archive)
         tools = progress.step("host helpers (Go modules)", helpers.build, cache_root, output)
+        tools["iperf3"] = progress.step("iperf3 for the hosts (toolbox)", hosttools.bundle_iperf3, toolbox_root,
+                                        output)
         built_workloads = [progress.step(f"{name} image", workloads.build_one, workloads.WORKLOADS[name], output,
                                          rootfs_cache, echo) for name in workload_names]
     finally:

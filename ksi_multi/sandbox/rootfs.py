@@ -20,6 +20,8 @@ PACKAGES = (
     # ksi-multi's dependencies; the user installs ksi-multi itself from a wheel into a venv on top of them
     "python3", "python3-venv", "python3-click", "python3-yaml", "python3-jinja2", "python3-psutil",
     "python3-pyroute2", "python3-kubernetes", "python3-cryptography", "kubectl",
+    # the plot of `ksi-multi bench` (its `plot` extra)
+    "python3-matplotlib",
     # a Dask user's client on the login host: the versions the dask workload image has
     "python3-dask", "python3-distributed", "python3-numpy", "python3-pandas", "python3-lz4",
     # ... and dask-kubernetes' KubeCluster (PyPI, as in the image), on Debian's packages for the rest

@@ -406,6 +406,55 @@ def _placement(cluster, kubectl) -> list[tuple[str, str]]:
     return [(phase, host) for phase, host, deleting in (line.split() for line in out.splitlines()) if deleting == "<none>"]
 
 
+def test_bench_measures_every_route_against_the_hosts_own_and_compares_runs(cluster, job):
+    """`ksi-multi bench` as the user from the login host: host baselines through srun, pods, Services,
+    outside and NodePort routes, the files, a second run compared with the first; nothing left behind."""
+    out = "/home/ksiuser/bench"
+    first = cluster.sh(f"ksi-multi bench --job {job} --seconds 2 --round-trips 300 --out {out}", timeout=900).stdout
+    assert "[ 1/" in first and "host<->host (node01->node02)" in first, first  # progress lines, then the table
+    files = cluster.sh(f"ls {out}").stdout.split()
+    result = json.loads(cluster.sh(f"cat {out}/{next(f for f in files if f.endswith('.json'))}").stdout)
+    assert {f.rsplit(".", 1)[-1] for f in files} == {"json", "md", "png"}, files
+    routes = {r["key"]: r for r in result["routes"]}
+    assert list(routes) == ["host-loopback", "host-host", "pod-pod-same", "pod-pod", "pod-service", "pod-outside",
+                            "outside-nodeport"]
+    assert {k: r["errors"] for k, r in routes.items() if r["errors"]} == {}
+    for key, route in routes.items():
+        wanted = {"tcp_1", "tcp_n", "rr_p50", "rr_p99"} | ({"udp"} if key != "outside-nodeport" else set())
+        assert wanted <= {m for m, v in route["values"].items() if v > 0}, (key, route)
+        assert set(route["ratios"]) >= wanted, (key, route)
+        base = routes[route["baseline"] or key]["values"]
+        assert route["ratios"]["tcp_1"] == pytest.approx(route["values"]["tcp_1"] / base["tcp_1"], rel=1e-3)
+    assert routes["pod-pod"]["baseline"] == "host-host" and routes["pod-pod-same"]["baseline"] == "host-loopback"
+    assert "| pod<->pod, across nodes |" in cluster.sh(f"cat {out}/*.md").stdout
+
+    second = cluster.sh(f"ksi-multi bench --job {job} --seconds 1 --round-trips 100 --only pod-pod "
+                        f"--compare {out}/{next(f for f in files if f.endswith('.json'))} --out {out}2",
+                        timeout=600).stdout
+    compared = second[second.index("compared with job"):]
+    assert f"compared with job {job}" in compared and "pod<->pod, across nodes" in compared and "->" in compared
+    assert "pod-service" not in json.dumps(json.loads(cluster.sh(f"cat {out}2/*.json").stdout)["routes"])
+
+    kubectl = f"KUBECONFIG={cluster.status(job)['kubeconfig']} kubectl"
+    _until("the bench namespaces to go", lambda: cluster.sh(
+        f"{kubectl} get namespaces -l app=ksi-bench -o name").stdout.strip() == "")
+    for host in cluster.plan.compute[:2]:
+        assert cluster.sh("pgrep -u ksiuser -f '[i]perf3 -s|[s]erve 10.77' || true", host=host.name).stdout == ""
+
+
+def test_bench_refuses_a_job_that_is_not_ready(cluster, job):
+    fake = "/home/ksiuser/.ksi-multi/jobs/99999"
+    cluster.sh(f"mkdir -p -m 700 {fake} && echo '{{\"job_id\": \"99999\", \"state\": \"starting\", "
+               f"\"phase\": \"node\", \"nodes\": []}}' > {fake}/status.json")
+    try:
+        out = cluster.sh("ksi-multi bench --job 99999", check=False)
+        assert out.returncode != 0
+        assert "job 99999 is not Ready: its state is starting (phase node)" in out.stderr
+        assert "ksi-multi wait-ready --job 99999" in out.stderr
+    finally:
+        cluster.sh(f"rm -rf {fake}")
+
+
 def test_a_lost_worker_leaves_the_others_serving_and_its_pods_move(cluster, job):
     kubectl = f"KUBECONFIG={cluster.status(job)['kubeconfig']} kubectl -n default"
     victim = cluster.plan.compute[-1].name
