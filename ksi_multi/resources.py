@@ -16,6 +16,7 @@ DATA = (
     "image/node-files",  # units and configuration copied into the node image
     "image/workload-files",  # entrypoints of the workload images
     "helpers",  # Go sources of the helpers run on every host (ksi-wg)
+    "bench/probe.py",  # the latency probe `ksi-multi bench` runs as `python3 -c` on hosts and in pods
     "manifests",  # what users apply to a job's cluster (Dask, Spark RBAC), printed by `ksi-multi manifest`
     "sandbox/hostinit.sh",
     "sandbox/services.sh",

@@ -18,8 +18,8 @@ from ksi_multi.bench.hosts import JobHosts
 from ksi_multi.bench.plan import THROUGHPUT, Route, routes, runs, select
 from ksi_multi.bench.pods import IPERF_PORT, PROBE_PORT, BenchPods
 from ksi_multi.errors import KsiError
+from ksi_multi.resources import path as resource
 
-PROBE_SOURCE = (Path(__file__).parent / "probe.py").read_text()
 UDP_LENGTH = 1200  # below every mesh's MTU: no route fragments its datagrams
 RETRY = 60.0  # seconds a client tries again while its server (a pod, a NodePort being opened) is not there yet
 UNREACHED = ("unable to connect", "Connection refused", "ConnectionRefusedError", "No route to host")
@@ -52,6 +52,7 @@ class Bench:
         self.iperf3 = str(iperf3)
         self.hosts = JobHosts(job_id, logs)
         self.pods = BenchPods(kubeconfig, image)
+        self.probe = resource("bench/probe.py").read_text()
         self.host_ports: dict[str, tuple[int, int]] = {}
         self.targets: dict[str, Target] = {}
 
@@ -92,7 +93,7 @@ class Bench:
         if any(r.client == "pod" or r.target != "host" for r in chosen):
             self.echo(f"bench: pods in namespace {self.pods.namespace} on {self.a}" +
                       (f" and {self.b}" if self.b != self.a else ""))
-            self.pods.create(self.a, self.b, PROBE_SOURCE)
+            self.pods.create(self.a, self.b, self.probe)
             ips = self.pods.wait_running(180)
             cluster_ip, node_ports = self.pods.service()
             self.targets |= {"pod-a": Target(ips["server-a"], IPERF_PORT, PROBE_PORT),
@@ -108,7 +109,7 @@ class Bench:
             iperf, probe = (20000 + secrets.randbelow(40000) for _ in range(2))
             servers = [(self.hosts.serve(host, [self.iperf3, "-s", "-B", address, "-p", str(iperf)], f"iperf3-{host}"),
                         f"iperf3-{host}"),
-                       (self.hosts.serve(host, ["python3", "-c", PROBE_SOURCE, "serve", address, str(probe),
+                       (self.hosts.serve(host, ["python3", "-c", self.probe, "serve", address, str(probe),
                                                 str(24 * 3600)], f"probe-{host}"), f"probe-{host}")]
             time.sleep(2)
             failed = [name for proc, name in servers if proc.poll() is not None]
@@ -151,7 +152,7 @@ class Bench:
             text = self._client(route, ["iperf3" if route.client == "pod" else self.iperf3, *cmd], seconds + 40)
             gbps, lost = report.iperf_gbps(text, udp=what == "udp")
             return {what: round(gbps, 4)} | ({"udp_lost_percent": round(lost, 2)} if lost is not None else {})
-        text = self._client(route, ["python3", "-c", PROBE_SOURCE, "rr", target.address, str(target.probe),
+        text = self._client(route, ["python3", "-c", self.probe, "rr", target.address, str(target.probe),
                                     str(self.options.round_trips)], 120)
         try:
             rr = json.loads(text.strip().splitlines()[-1])
