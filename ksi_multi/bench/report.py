@@ -65,14 +65,15 @@ def _heads(result: dict[str, Any]) -> list[str]:
 
 def table(result: dict[str, Any]) -> list[str]:
     heads = _heads(result)
-    width = max(len(r["label"]) for r in result["routes"]) + 2
+    labels = [r["label"] + ("" if r["baseline"] else " (baseline)") for r in result["routes"]]
+    width = max(map(len, labels)) + 2
     top = f"{'path':<{width}}" + "".join(f"{h:>16}" for h in heads)
     lines = [f"ksi-multi bench, job {result['job_id']} ({', '.join(result['nodes'])}; iperf3 {result['seconds']} s, "
              f"{result['round_trips']} round trips): throughput in Gbit/s and in % of the hosts' own, "
              "request-response latency in us and its increase", "", top, "-" * len(top)]
-    for route in result["routes"]:
+    for label, route in zip(labels, result["routes"], strict=True):
         cells = "".join(f"{v:>9}{r:>7}" for v, r in (_cell(route, m) for m in MEASURES))
-        lines.append(f"{route['label'] + (' (baseline)' if not route['baseline'] else ''):<{width}}{cells}")
+        lines.append(f"{label:<{width}}{cells}")
     errors = [f"  {r['label']}, {HEADS[m].format(n=result['streams'])}: {why}" for r in result["routes"]
               for m, why in r.get("errors", {}).items()]
     if errors:
