@@ -78,7 +78,8 @@ class Config:
     mesh: str = field(default="wireguard", metadata=_key(
         _choice(*PLUGINS),
         "how the nodes are joined: wireguard (UDP on a host socket), wireguard-forwarded (all inside the node, "
-        "UDP forwarded by the network helper), vxlan (unencrypted kernel overlay, UDP forwarded)"))
+        "UDP forwarded by the network helper), vxlan (unencrypted kernel overlay, UDP forwarded), plain (unencrypted, "
+        "UDP on a host socket: trusted networks only)"))
     mesh_port: int = field(default=0, metadata=_key(
         _port(True), "UDP port of the node mesh on every host; 0 picks a free one per job and host (set one where a "
         "firewall opens only that port)"))

@@ -13,9 +13,10 @@ from typing import Any, Protocol
 
 from netplugins.topology import Member, NodePlan
 
-PLUGINS = ("wireguard", "wireguard-forwarded", "vxlan")
-# Bytes each plugin adds to a packet: the mesh MTU is the path's minus this.
-OVERHEAD = {"wireguard": 80, "wireguard-forwarded": 80, "vxlan": 50}
+PLUGINS = ("wireguard", "wireguard-forwarded", "vxlan", "plain")
+# Bytes each plugin adds to a packet: the mesh MTU is the path's minus this. plain: outer IPv6 (40) + UDP (8)
+# + its header (16); its datagrams carry pieces of super-packets, so only the mesh's own packets must fit.
+OVERHEAD = {"wireguard": 80, "wireguard-forwarded": 80, "vxlan": 50, "plain": 64}
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class NodeAccess:
     workdir: Path  # node-local, the job's own (0700)
     runtime: Path  # short path for unix sockets
     tools: dict[str, Path]  # helper programs the image build made, by name (ksi-wg)
+    secret_file: Path | None = None  # the job's secret (0600): plugins derive their per-job material from it
 
 
 class MeshPlugin(Protocol):
@@ -59,6 +61,10 @@ def load(name: str, node: NodeAccess) -> MeshPlugin:
         from netplugins.wireguard.apply import WireGuardMesh
 
         return WireGuardMesh(node, forwarded=name == "wireguard-forwarded")
+    if name == "plain":
+        from netplugins.plain.apply import PlainMesh
+
+        return PlainMesh(node)
     if name == "vxlan":
         from netplugins.vxlan.apply import VxlanMesh
 
@@ -68,4 +74,4 @@ def load(name: str, node: NodeAccess) -> MeshPlugin:
 
 def forwarded(name: str) -> bool:
     """Whether the plugin's UDP port must be forwarded into the node container (known before it starts)."""
-    return name != "wireguard"
+    return name not in ("wireguard", "plain")

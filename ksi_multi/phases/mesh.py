@@ -26,7 +26,8 @@ def node_access(ctx, up: NodeUp) -> netplugins.NodeAccess:
     return netplugins.NodeAccess(exec=lambda *cmd, **kw: home.podman("exec", "-i", name, *cmd, **kw),
                                  pid=init_pid(home, name),
                                  workdir=home.base.parent, runtime=home.runtime,
-                                 tools=helper_paths(ctx.config.image_dir.expanduser()))
+                                 tools=helper_paths(ctx.config.image_dir.expanduser()),
+                                 secret_file=ctx.job.secret_file)
 
 
 class MeshPhase:

@@ -1,5 +1,6 @@
 """The other mesh plugins on two hosts: wireguard-forwarded (all of WireGuard inside the node, UDP forwarded
-by pasta) and vxlan (kernel overlay inside the node, UDP forwarded). Same cluster guarantees as the default."""
+by pasta), vxlan (kernel overlay inside the node, UDP forwarded) and plain (ksi-wg plain: unencrypted, its
+UDP socket on the host). Same cluster guarantees as the default."""
 
 import time
 
@@ -18,7 +19,8 @@ SITE = "--pod-subnet 172.20.0.0/16 --service-subnet 172.21.0.0/20 --mesh-subnet 
 @pytest.mark.parametrize(("mesh", "ranges", "mesh_ips"), [
     ("wireguard-forwarded", "", ["10.250.0.1", "10.250.0.2"]),
     ("vxlan", SITE, ["172.22.0.1", "172.22.0.2"]),
-], ids=["wireguard-forwarded", "vxlan"])
+    ("plain", "", ["10.250.0.1", "10.250.0.2"]),
+], ids=["wireguard-forwarded", "vxlan", "plain"])
 def test_plugin_joins_two_hosts_into_one_pod_network(cluster, images, mesh, ranges, mesh_ips):
     job = cluster.sbatch(f"--image-dir {IMAGES} --mesh {mesh} {ranges}", nodes=2)
     try:
@@ -28,10 +30,14 @@ def test_plugin_joins_two_hosts_into_one_pod_network(cluster, images, mesh, rang
         assert {f"{w} {out[i + 1]}" for i, w in enumerate(out) if w in ("ok", "src")} == {
             "ok node01->node02", "ok node02->node01", "ok node01->service", "ok node02->service",
             "src node01->node02", "src node02->node01"}
-        # The mesh's UDP port on the host belongs to the network helper, which forwards it into the node.
         port = status["nodes"][1]["mesh_port"]
         holder = cluster.sh(f"ss -Hunlp 'sport = :{port}'", host="node02").stdout
-        assert "pasta" in holder and "ksi-wg" not in holder, holder
+        if mesh == "plain":  # a host socket of ksi-wg's, on the host's cluster address
+            assert "ksi-wg" in holder and f"10.77.0.12:{port} " in holder and "pasta" not in holder, holder
+            peers = cluster.status(job)["mesh"]
+            assert set(peers) == {"node02"} and peers["node02"]["rx_bytes"] > 0, peers
+        else:  # the network helper's, which forwards it into the node
+            assert "pasta" in holder and "ksi-wg" not in holder, holder
         assert f"mesh: {mesh} {mesh_ips[1]}" in cluster.job_file(job, "agent-node02.log")
         if ranges:  # pods and Services in the site's ranges
             kubeconfig = status["kubeconfig"]

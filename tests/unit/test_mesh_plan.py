@@ -72,3 +72,26 @@ def test_peers_config_text():
     assert f"public_key={1:064x}\nendpoint=10.77.0.12:51820\n" in text
     assert "allowed_ip=10.250.0.2/32\nallowed_ip=10.244.1.0/24\n" in text
     assert "private_key" not in text
+
+
+def test_the_plain_mesh_plans_like_the_others_and_keeps_its_socket_on_the_host(tmp_path):
+    import dataclasses
+
+    import netplugins
+    from ksi_multi.errors import KsiError
+    from netplugins.plain.apply import PlainMesh
+
+    access = netplugins.NodeAccess(exec=None, pid=1, workdir=tmp_path, runtime=tmp_path, tools={},
+                                   secret_file=tmp_path / "secret")
+    mesh = netplugins.load("plain", access)
+    assert isinstance(mesh, PlainMesh) and not netplugins.forwarded("plain") and netplugins.forwarded("vxlan")
+    members = [Member(0, "node01", "10.77.0.11", "", 40000), Member(1, "node02", "10.77.0.12", "", 40001)]
+    nodes = mesh.plan(members, path_mtu=1500, mtu=None, mesh_cidr="10.250.0.0/16", pod_subnet="10.244.0.0/16")
+    assert nodes[0].mtu == 1500 - 64 and nodes[0].peers[0].endpoint == "10.77.0.12:40001"
+    assert nodes[0].peers[0].allowed_ips == ("10.250.0.2/32", "10.244.1.0/24")
+    (tmp_path / "ksi-wg").touch()
+    mesh = netplugins.load("plain", dataclasses.replace(access, tools={"ksi-wg": tmp_path / "ksi-wg"}))
+    with pytest.raises(KsiError, match="needs the job's secret"):
+        mesh.prepare()
+    (tmp_path / "secret").write_text("s")
+    assert mesh.prepare() == {}

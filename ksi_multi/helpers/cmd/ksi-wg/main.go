@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +37,9 @@ const usage = `ksi-wg: userspace WireGuard for rootless containers
             [--listen-port N] [--listen-address ADDR] [--private-key-file F] [--config F|-] [--log-level error|verbose|silent]
   ksi-wg set --uapi SOCK [--config F|-]     (UAPI "set" text; keys may be base64)
   ksi-wg show --uapi SOCK                   (JSON)
+  ksi-wg plain --netns-pid PID [open-tun flags] --status SOCK --listen-address ADDR --listen-port N
+            --secret-file F [--path-mtu 1500] --peer NAME=ADDR:PORT=CIDR[,CIDR...]...   (unencrypted mesh)
+  ksi-wg plain-show --status SOCK           (JSON)
   ksi-wg genkey | ksi-wg pubkey < private
 `
 
@@ -44,6 +48,7 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	defer startProfile()()
 	var err error
 	switch os.Args[1] {
 	case "open-tun":
@@ -54,6 +59,10 @@ func main() {
 		err = cmdSet(os.Args[2:])
 	case "show":
 		err = cmdShow(os.Args[2:])
+	case "plain":
+		err = cmdPlain(os.Args[2:])
+	case "plain-show":
+		err = cmdPlainShow(os.Args[2:])
 	case "genkey":
 		err = cmdGenkey()
 	case "pubkey":
@@ -64,7 +73,29 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ksi-wg:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
+	}
+}
+
+// startProfile writes a CPU profile (pprof) to $KSI_WG_CPUPROFILE while the command runs: where the mesh
+// spends its cycles (perf/mesh_pair.py --profile).
+func startProfile() func() {
+	path := os.Getenv("KSI_WG_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ksi-wg: cpu profile:", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 

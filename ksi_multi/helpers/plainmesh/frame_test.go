@@ -1,0 +1,145 @@
+package plainmesh
+
+import (
+	"bytes"
+	"math/rand"
+	"net/netip"
+	"testing"
+)
+
+var tag = Tag{1, 2, 3, 4, 5, 6, 7, 8}
+
+func packet(n int) []byte {
+	p := make([]byte, n)
+	rand.New(rand.NewSource(int64(n))).Read(p)
+	return p
+}
+
+func datagrams(t *testing.T, p []byte, segment int, seq uint32) [][]byte {
+	t.Helper()
+	out := make([]byte, MaxSegments*segment)
+	n, err := Split(out, p, segment, seq, &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds [][]byte
+	for off := 0; off < n; off += segment {
+		ds = append(ds, out[off:min(off+segment, n)])
+	}
+	return ds
+}
+
+func TestSuperPacketsCrossWholeInOrder(t *testing.T) {
+	r := NewReassembler(&tag)
+	for i, size := range []int{1, 100, 1455, 1456, 1457, 30000, MaxPacket} {
+		p := packet(size)
+		ds := datagrams(t, p, 1472, uint32(i))
+		if len(ds) != Segments(size, 1472) {
+			t.Fatalf("%d bytes: %d datagrams, want %d", size, len(ds), Segments(size, 1472))
+		}
+		for j, d := range ds {
+			got := r.Add(d)
+			if (got != nil) != (j == len(ds)-1) {
+				t.Fatalf("%d bytes: datagram %d of %d completed=%v", size, j, len(ds), got != nil)
+			}
+			if got != nil && !bytes.Equal(got, p) {
+				t.Fatalf("%d bytes: rebuilt packet differs", size)
+			}
+		}
+	}
+	if r.Dropped != 0 || r.Foreign != 0 {
+		t.Fatalf("dropped %d, foreign %d", r.Dropped, r.Foreign)
+	}
+}
+
+func TestALostOrReorderedDatagramDropsItsPacketOnly(t *testing.T) {
+	r := NewReassembler(&tag)
+	a, b := datagrams(t, packet(5000), 1472, 1), datagrams(t, packet(6000), 1472, 2)
+	for _, d := range [][]byte{a[0], a[2], a[1], a[3]} { // reordered
+		if r.Add(d) != nil {
+			t.Fatal("a reordered packet completed")
+		}
+	}
+	for _, d := range b[:len(b)-1] {
+		r.Add(d)
+	}
+	if got := r.Add(b[len(b)-1]); !bytes.Equal(got, packet(6000)) {
+		t.Fatal("the next packet did not come through whole")
+	}
+	r.Add(a[0]) // a lost tail, then a new packet
+	c := datagrams(t, packet(3000), 1472, 3)
+	var got []byte
+	for _, d := range c {
+		got = r.Add(d)
+	}
+	if !bytes.Equal(got, packet(3000)) || r.Dropped != 2 {
+		t.Fatalf("got %d bytes, dropped %d (want 2)", len(got), r.Dropped)
+	}
+}
+
+func TestDatagramsWithoutTheJobsTagAreForeign(t *testing.T) {
+	r := NewReassembler(&tag)
+	other := Tag{9}
+	out := make([]byte, 4096)
+	n, _ := Split(out, packet(100), 1472, 1, &other)
+	if r.Add(out[:n]) != nil || r.Foreign != 1 {
+		t.Fatal("a datagram with another tag was taken")
+	}
+	forged := append([]byte(nil), datagrams(t, packet(100), 1472, 1)[0]...)
+	forged[13] = 0 // count 0
+	if r.Add(forged) != nil || r.Add(forged[:HeaderLen]) != nil || r.Foreign != 3 {
+		t.Fatalf("impossible datagrams were taken (foreign %d)", r.Foreign)
+	}
+}
+
+func TestSplitRefusesWhatItCannotCarry(t *testing.T) {
+	out := make([]byte, 1<<20)
+	if _, err := Split(out, packet(MaxPacket), 600, 1, &tag); err != ErrTooLarge {
+		t.Fatalf("too many segments: %v", err)
+	}
+	if _, err := Split(out, packet(10), HeaderLen, 1, &tag); err != ErrBadSegment {
+		t.Fatalf("no room for payload: %v", err)
+	}
+}
+
+func TestPeersByInnerDestinationAndOuterSource(t *testing.T) {
+	var list []Peer
+	for _, s := range []string{"node02=10.77.0.12:51820=10.250.0.2/32,10.244.1.0/24",
+		"node03=10.77.0.13:40000=10.250.0.3/32,10.244.2.0/24"} {
+		p, err := ParsePeer(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, p)
+	}
+	peers, err := NewPeers(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := make([]byte, 20)
+	v4[0] = 0x45
+	copy(v4[16:], []byte{10, 244, 2, 7})
+	if peers.To(v4) != 1 {
+		t.Fatal("10.244.2.7 is node03's")
+	}
+	copy(v4[16:], []byte{10, 244, 9, 7})
+	if peers.To(v4) != -1 || peers.To([]byte{0x45}) != -1 {
+		t.Fatal("no peer serves 10.244.9.7 or a truncated packet")
+	}
+	if peers.From(netip.MustParseAddrPort("10.77.0.12:51820")) != 0 ||
+		peers.From(netip.MustParseAddrPort("[::ffff:10.77.0.13]:40000")) != 1 ||
+		peers.From(netip.MustParseAddrPort("10.77.0.12:51821")) != -1 ||
+		peers.From(netip.MustParseAddrPort("10.77.0.99:51820")) != -1 {
+		t.Fatal("sources are the peers' endpoints exactly")
+	}
+	overlapping, _ := ParsePeer("node04=10.77.0.14:1=10.244.2.128/25")
+	if _, err := NewPeers(append(list, overlapping)); err == nil {
+		t.Fatal("overlapping ranges were taken")
+	}
+	for _, bad := range []string{"node02", "node02=10.77.0.12=10.0.0.0/8", "=10.77.0.12:1=10.0.0.0/8",
+		"n=10.77.0.12:1=10.0.0.0/33"} {
+		if _, err := ParsePeer(bad); err == nil {
+			t.Fatalf("%q was taken", bad)
+		}
+	}
+}
