@@ -33,7 +33,7 @@ def test_commands_build_device_address_and_one_entry_set_per_peer():
 
 
 def test_plugins_by_name_and_which_need_their_port_forwarded():
-    assert netplugins.PLUGINS == ("wireguard", "wireguard-forwarded", "vxlan")
-    assert [netplugins.forwarded(p) for p in netplugins.PLUGINS] == [False, True, True]
+    assert netplugins.PLUGINS == ("wireguard", "wireguard-forwarded", "vxlan", "plain")
+    assert [netplugins.forwarded(p) for p in netplugins.PLUGINS] == [False, True, True, False]
     with pytest.raises(ValueError, match="unknown mesh plugin"):
         netplugins.load("flannel", None)
