@@ -7,19 +7,15 @@ path reads and can forge the pods' traffic."""
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
 from ksi_multi.proxy import Restart
-from ksi_multi.run import log_tail, output, start_helper, stop
-from netplugins import OVERHEAD, NodeAccess, probe, topology
+from ksi_multi.run import output, start_helper, stop
+from netplugins import OVERHEAD, NodeAccess, probe, supervise, topology
 from netplugins.topology import Member, NodePlan
-
-log = logging.getLogger("ksi_multi.agent")
 
 
 class PlainMesh:
@@ -62,15 +58,13 @@ class PlainMesh:
                                  f"is UDP port {node.listen_port} free on this host? (mesh_port)")
 
     def check(self) -> Restart | None:
-        if self.proc is None or self.proc.poll() is None or self.node_plan is None:
+        """Start ksi-wg plain again if it died (its TUN went with it); say why it died."""
+        if self.node_plan is None:
             return None
-        code = self.proc.returncode
-        why = f"killed by signal {-code}" if code < 0 else f"exited with {code}: {log_tail(self.log, 300)}"
-        log.error("mesh: ksi-wg plain %s; starting it again", why)
-        self.status.unlink(missing_ok=True)
-        self.up(self.node_plan)
-        self.last_restart = Restart(why, (self.last_restart.restarts if self.last_restart else 0) + 1, time.time())
-        return self.last_restart
+        node = self.node_plan
+        restart = supervise.restarted(self.proc, self.log, self.status, lambda: self.up(node), self.last_restart, "ksi-wg plain")
+        self.last_restart = restart or self.last_restart
+        return restart
 
     def show(self) -> dict:
         return json.loads(output([str(self.binary), "plain-show", "--status", str(self.status)], timeout=10))

@@ -8,7 +8,6 @@ namespaces and the network helper forwards mesh_port to it (slower; for sites wh
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import time
@@ -17,12 +16,10 @@ from pathlib import Path
 
 from ksi_multi.errors import KsiError
 from ksi_multi.proxy import Restart
-from ksi_multi.run import log_tail, output, start_helper, stop
-from netplugins import NodeAccess
+from ksi_multi.run import output, start_helper, stop
+from netplugins import NodeAccess, supervise
 from netplugins.topology import Member, NodePlan
 from netplugins.wireguard import plan as wg_plan
-
-log = logging.getLogger("ksi_multi.agent")
 
 # The helpers' C constructor joins this pid's user and network namespaces before the Go runtime starts.
 NSENTER_ENV = "_KSI_NSENTER_PID"
@@ -77,15 +74,12 @@ class WireGuardMesh:
 
     def check(self) -> Restart | None:
         """Start ksi-wg again if it died (its TUN went with it; the peers handshake again); say why it died."""
-        if self.proc is None or self.proc.poll() is None or self.node_plan is None:
+        if self.node_plan is None:
             return None
-        code = self.proc.returncode
-        why = f"killed by signal {-code}" if code < 0 else f"exited with {code}: {log_tail(self.log, 300)}"
-        log.error("mesh: ksi-wg %s; starting it again", why)
-        self.uapi.unlink(missing_ok=True)  # the dead one's socket: the new one is ready when it makes its own
-        self.up(self.node_plan)
-        self.last_restart = Restart(why, (self.last_restart.restarts if self.last_restart else 0) + 1, time.time())
-        return self.last_restart
+        node = self.node_plan
+        restart = supervise.restarted(self.proc, self.log, self.uapi, lambda: self.up(node), self.last_restart, "ksi-wg")
+        self.last_restart = restart or self.last_restart
+        return restart
 
     def show(self) -> dict:
         return json.loads(output([str(self.binary), "show", "--uapi", str(self.uapi)], timeout=10))
