@@ -410,7 +410,7 @@ def test_bench_measures_every_route_against_the_hosts_own_and_compares_runs(clus
     """`ksi-multi bench` as the user from the login host: host baselines through srun, pods, Services,
     outside and NodePort routes, the files, a second run compared with the first; nothing left behind."""
     out = "/home/ksiuser/bench"
-    first = cluster.sh(f"ksi-multi bench --job {job} --seconds 2 --round-trips 300 --out {out}", timeout=900).stdout
+    first = cluster.sh(f"ksi-multi bench --job {job} --seconds 1 --round-trips 200 --out {out}", timeout=900).stdout
     assert "[ 1/" in first and "host<->host (node01->node02)" in first, first  # progress lines, then the table
     files = cluster.sh(f"ls {out}").stdout.split()
     result = json.loads(cluster.sh(f"cat {out}/{next(f for f in files if f.endswith('.json'))}").stdout)
