@@ -6,8 +6,8 @@ Run as root:  python3 perf/bench_network.py [--seconds 5] [--links 1500,9000] [-
 In a fresh 4-host sandbox per link MTU (the sandbox network's MTU, 1500 first):
   * every route of `ksi-multi bench` for the default setup (its own table printed as it is);
   * pod<->pod across two nodes for each setup: at 1500 every mesh plugin (wireguard, wireguard-forwarded,
-    vxlan) under pasta and slirp4netns, and the default mesh with a smaller mesh_mtu; at the other link
-    MTUs the default mesh and vxlan. Each setup is a 2-node job measured by `ksi-multi bench --job ID
+    vxlan under pasta and slirp4netns; plain under pasta), and the default mesh with a smaller mesh_mtu; at the other link
+    MTUs the default mesh, vxlan and plain. Each setup is a 2-node job measured by `ksi-multi bench --job ID
     --only pod-pod` as the sandbox user: TCP 1 and 4 streams, UDP and request-response latency, against
     host<->host between the same two hosts in the same run; with the CPU time every component used;
   * at 1500, traffic between pods and the hosts outside the cluster (`--only pod-outside,outside-nodeport`)
@@ -69,9 +69,10 @@ def setups(links: list[int], quick: bool) -> list[Setup]:
     if not quick:
         out += [Setup("wireguard", "slirp4netns"), Setup("wireguard-forwarded", "pasta"),
                 Setup("wireguard-forwarded", "slirp4netns"), Setup("vxlan", "pasta"), Setup("vxlan", "slirp4netns"),
-                Setup("wireguard", "pasta", mtu=1280)]
+                Setup("plain", "pasta"), Setup("wireguard", "pasta", mtu=1280)]
     for link in links[1:]:
-        out += [Setup("wireguard", "pasta", link=link)] + ([] if quick else [Setup("vxlan", "pasta", link=link)])
+        out += [Setup("wireguard", "pasta", link=link)] + ([] if quick else [Setup("vxlan", "pasta", link=link),
+                                                                          Setup("plain", "pasta", link=link)])
     return out
 
 
