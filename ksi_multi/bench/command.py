@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,8 +64,7 @@ def bench(cfg: Config, job_id: str | None, options: Options, compare: Path | Non
     out = Path(out_dir).expanduser() if out_dir else job.path
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    logs = out / f"bench-{stamp}-logs"
-    logs.mkdir(mode=0o700)
+    logs = Path(tempfile.mkdtemp(prefix=f"bench-{stamp}-logs-", dir=out))  # 0700, never an existing one
     run = Bench(job.job_id, nodes, job.kubeconfig_file, iperf3, toolbox, logs, options, echo)
     previous = signal.signal(signal.SIGTERM, _stop)
     try:

@@ -53,7 +53,6 @@ class Bench:
         self.hosts = JobHosts(job_id, logs)
         self.pods = BenchPods(kubeconfig, image)
         self.probe = resource("bench/probe.py").read_text()
-        self.host_ports: dict[str, tuple[int, int]] = {}
         self.targets: dict[str, Target] = {}
 
     def routes(self) -> list[Route]:
@@ -89,7 +88,7 @@ class Bench:
 
     def _start(self, chosen: list[Route]) -> None:
         for host in sorted({r.target_node for r in chosen if r.client == "host" or r.target == "host"}):
-            self.host_ports[host] = self._serve_on_host(host)
+            self._serve_on_host(host)
         if any(r.client == "pod" or r.target != "host" for r in chosen):
             self.echo(f"bench: pods in namespace {self.pods.namespace} on {self.a}" +
                       (f" and {self.b}" if self.b != self.a else ""))
@@ -101,7 +100,7 @@ class Bench:
                              "service": Target(cluster_ip, IPERF_PORT, PROBE_PORT),
                              "nodeport": Target(self.addresses[self.b], node_ports["iperf"], node_ports["probe"])}
 
-    def _serve_on_host(self, host: str) -> tuple[int, int]:
+    def _serve_on_host(self, host: str) -> None:
         """iperf3 and the probe's echo server on the host's own address, on ports free there (tried at random:
         the host is not this one)."""
         address = self.addresses[host]
@@ -115,7 +114,7 @@ class Bench:
             failed = [name for proc, name in servers if proc.poll() is not None]
             if not failed:
                 self.targets[f"host-{host}"] = Target(address, iperf, probe)
-                return iperf, probe
+                return
             why = "; ".join(f"{name}: {self.hosts.log_of(name) or 'no output'}" for name in failed)
             for proc, _ in servers:
                 proc.terminate()
