@@ -2,6 +2,7 @@
 the checkout, carries every file the package reads and builds the images from there."""
 
 import json
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -44,13 +45,17 @@ def test_installed_wheel_builds_the_images_outside_the_checkout(installed, image
     index = json.loads((images / "images.json").read_text())
     assert (images / index["node"]["archive"]).stat().st_size > 100 << 20
     assert index["node"]["id"].startswith("sha256:") and index["toolbox"]["id"].startswith("sha256:")
-    assert set(index["helpers"]) == {"ksi-proxy", "ksi-wg"}
+    assert set(index["helpers"]) == {"iperf3", "ksi-proxy", "ksi-wg"}
     assert all((images / h["file"]).stat().st_mode & 0o111 for h in index["helpers"].values())
+    # the hosts' iperf3 (for `ksi-multi bench`) runs with its own libraries, wherever the images are
+    version = subprocess.run([images / "iperf3", "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith("iperf 3.")
     assert installed.ksi("--version", env={"KSI_IMAGE_DIR": str(images)}).stdout.splitlines()[2:] == [
         f"  kubernetes  {index['kubernetes']}",
         f"  node        {index['node']['tag']}  {index['node']['id']}",
         f"  toolbox     {index['toolbox']['tag']}  {index['toolbox']['id']}",
         *[f"  {name:<10}  {w['tag']}  {w['id']}  {w['archive']}" for name, w in sorted(index["workloads"].items())],
+        f"  iperf3      {index['helpers']['iperf3']['file']}  sha256:{index['helpers']['iperf3']['sha256']}",
         f"  ksi-proxy   {index['helpers']['ksi-proxy']['file']}  sha256:{index['helpers']['ksi-proxy']['sha256']}",
         f"  ksi-wg      {index['helpers']['ksi-wg']['file']}  sha256:{index['helpers']['ksi-wg']['sha256']}",
     ]
