@@ -58,29 +58,6 @@ func Segments(n, segment int) int {
 	return (n + payload - 1) / payload
 }
 
-// Split writes packet into out as datagrams of `segment` bytes each (the last may be shorter), each with
-// its header, ready for one sendmsg with UDP_SEGMENT = segment; it returns the bytes of out used.
-func Split(out, packet []byte, segment int, seq uint32, tag *Tag) (int, error) {
-	if segment <= HeaderLen || segment > 65507 {
-		return 0, ErrBadSegment
-	}
-	count := Segments(len(packet), segment)
-	if count > MaxSegments || len(packet) > MaxPacket || len(packet) == 0 {
-		return 0, ErrTooLarge
-	}
-	payload := segment - HeaderLen
-	n := 0
-	for i := 0; i < count; i++ {
-		chunk := packet[i*payload : min((i+1)*payload, len(packet))]
-		if n+HeaderLen+len(chunk) > len(out) {
-			return 0, ErrTooLarge
-		}
-		Header{Seq: seq, Index: uint8(i), Count: uint8(count)}.put(out[n:], tag)
-		n += HeaderLen + copy(out[n+HeaderLen:], chunk)
-	}
-	return n, nil
-}
-
 // Reassembler rebuilds super-packets from one peer's datagrams, in the order they arrive.
 type Reassembler struct {
 	tag     *Tag
@@ -130,4 +107,25 @@ func (r *Reassembler) Add(d []byte) []byte {
 		return r.buf[:r.n]
 	}
 	return nil
+}
+
+// Vectors cuts packet into datagrams of `segment` bytes (the last may be shorter), without copying it:
+// for each datagram its header (written into headers, HeaderLen bytes per datagram) and its slice of
+// packet, appended to iov in order, ready for one sendmsg with UDP_SEGMENT = segment. It returns iov and
+// the number of datagrams.
+func Vectors(iov [][]byte, headers, packet []byte, segment int, seq uint32, tag *Tag) ([][]byte, int, error) {
+	if segment <= HeaderLen || segment > 65507 {
+		return iov, 0, ErrBadSegment
+	}
+	count := Segments(len(packet), segment)
+	if count > MaxSegments || len(packet) > MaxPacket || len(packet) == 0 || len(headers) < count*HeaderLen {
+		return iov, 0, ErrTooLarge
+	}
+	payload := segment - HeaderLen
+	for i := 0; i < count; i++ {
+		h := headers[i*HeaderLen : (i+1)*HeaderLen]
+		Header{Seq: seq, Index: uint8(i), Count: uint8(count)}.put(h, tag)
+		iov = append(iov, h, packet[i*payload:min((i+1)*payload, len(packet))])
+	}
+	return iov, count, nil
 }

@@ -92,13 +92,16 @@ func TestDatagramsWithoutTheJobsTagAreForeign(t *testing.T) {
 	}
 }
 
-func TestSplitRefusesWhatItCannotCarry(t *testing.T) {
-	out := make([]byte, 1<<20)
-	if _, err := Split(out, packet(MaxPacket), 600, 1, &tag); err != ErrTooLarge {
+func TestVectorsRefuseWhatTheyCannotCarry(t *testing.T) {
+	headers := make([]byte, MaxSegments*HeaderLen)
+	if _, _, err := Vectors(nil, headers, packet(MaxPacket), 600, 1, &tag); err != ErrTooLarge {
 		t.Fatalf("too many segments: %v", err)
 	}
-	if _, err := Split(out, packet(10), HeaderLen, 1, &tag); err != ErrBadSegment {
+	if _, _, err := Vectors(nil, headers, packet(10), HeaderLen, 1, &tag); err != ErrBadSegment {
 		t.Fatalf("no room for payload: %v", err)
+	}
+	if _, _, err := Vectors(nil, headers[:HeaderLen], packet(3000), 1472, 1, &tag); err != ErrTooLarge {
+		t.Fatalf("no room for the headers: %v", err)
 	}
 }
 
@@ -142,4 +145,45 @@ func TestPeersByInnerDestinationAndOuterSource(t *testing.T) {
 			t.Fatalf("%q was taken", bad)
 		}
 	}
+}
+
+func TestVectorsSendWhatSplitWrites(t *testing.T) {
+	for _, size := range []int{1, 1456, 1457, 40000, MaxPacket} {
+		p := packet(size)
+		out := make([]byte, MaxSegments*1472)
+		n, err := Split(out, p, 1472, 9, &tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		iov, count, err := Vectors(nil, make([]byte, MaxSegments*HeaderLen), p, 1472, 9, &tag)
+		if err != nil || count != Segments(size, 1472) || len(iov) != 2*count {
+			t.Fatalf("%d bytes: %d datagrams, %d buffers, %v", size, count, len(iov), err)
+		}
+		if got := bytes.Join(iov, nil); !bytes.Equal(got, out[:n]) {
+			t.Fatalf("%d bytes: the buffers differ from Split's datagrams", size)
+		}
+	}
+}
+
+// Split (the reference for Vectors) writes packet into out as datagrams of `segment` bytes each (the last may be shorter), each with
+// its header, ready for one sendmsg with UDP_SEGMENT = segment; it returns the bytes of out used.
+func Split(out, packet []byte, segment int, seq uint32, tag *Tag) (int, error) {
+	if segment <= HeaderLen || segment > 65507 {
+		return 0, ErrBadSegment
+	}
+	count := Segments(len(packet), segment)
+	if count > MaxSegments || len(packet) > MaxPacket || len(packet) == 0 {
+		return 0, ErrTooLarge
+	}
+	payload := segment - HeaderLen
+	n := 0
+	for i := 0; i < count; i++ {
+		chunk := packet[i*payload : min((i+1)*payload, len(packet))]
+		if n+HeaderLen+len(chunk) > len(out) {
+			return 0, ErrTooLarge
+		}
+		Header{Seq: seq, Index: uint8(i), Count: uint8(count)}.put(out[n:], tag)
+		n += HeaderLen + copy(out[n+HeaderLen:], chunk)
+	}
+	return n, nil
 }

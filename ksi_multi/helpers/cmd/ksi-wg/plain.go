@@ -163,11 +163,13 @@ func openUDP(local netip.Addr, port int) (int, error) {
 }
 
 // fromTUN: each super-packet to the peer that serves its destination, in UDP_SEGMENT runs of at most
-// one maximum UDP datagram each.
+// one maximum UDP datagram each; headers and the packet's own bytes go out as separate buffers (no copy).
 func (m *plainMesh) fromTUN() error {
 	buf := make([]byte, plainmesh.MaxPacket)
-	out := make([]byte, plainmesh.MaxSegments*m.segment)
+	headers := make([]byte, plainmesh.MaxSegments*plainmesh.HeaderLen)
+	iov := make([][]byte, 0, 2*plainmesh.MaxSegments)
 	perSend := min(65507/m.segment, plainmesh.MaxSegments)
+	oob := segmentCmsg(m.segment)
 	var seq uint32
 	for {
 		n, err := unix.Read(m.tun, buf)
@@ -186,14 +188,19 @@ func (m *plainMesh) fromTUN() error {
 			continue
 		}
 		seq++
-		used, err := plainmesh.Split(out, buf[:n], m.segment, seq, &m.tag)
+		var count int
+		iov, count, err = plainmesh.Vectors(iov[:0], headers, buf[:n], m.segment, seq, &m.tag)
 		if err != nil {
 			m.noPeer.Add(1)
 			continue
 		}
-		for off := 0; off < used; off += perSend * m.segment {
-			end := min(off+perSend*m.segment, used)
-			if err := sendSegments(m.udp, out[off:end], m.segment, m.addrs[i]); err != nil && err != unix.ECONNREFUSED {
+		for first := 0; first < count; first += perSend {
+			last := min(first+perSend, count)
+			var cmsg []byte
+			if last-first > 1 {
+				cmsg = oob
+			}
+			if err := sendBuffers(m.udp, iov[2*first:2*last], cmsg, m.addrs[i]); err != nil && err != unix.ECONNREFUSED {
 				return fmt.Errorf("udp send to %s: %w", m.peers.At(i).Endpoint, err)
 			}
 		}
@@ -202,17 +209,19 @@ func (m *plainMesh) fromTUN() error {
 	}
 }
 
-func sendSegments(fd int, b []byte, segment int, to unix.Sockaddr) error {
-	var oob []byte
-	if len(b) > segment {
-		oob = make([]byte, unix.CmsgSpace(2))
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
-		h.SetLen(unix.CmsgLen(2))
-		*(*uint16)(unsafe.Pointer(&oob[unix.CmsgLen(0)])) = uint16(segment)
-	}
+// segmentCmsg is the UDP_SEGMENT control message: the kernel cuts the buffers into datagrams of `segment`.
+func segmentCmsg(segment int) []byte {
+	oob := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	*(*uint16)(unsafe.Pointer(&oob[unix.CmsgLen(0)])) = uint16(segment)
+	return oob
+}
+
+func sendBuffers(fd int, iov [][]byte, oob []byte, to unix.Sockaddr) error {
 	for {
-		err := unix.Sendmsg(fd, b, oob, to, 0)
+		_, err := unix.SendmsgBuffers(fd, iov, oob, to, 0)
 		if err != unix.EINTR {
 			return err
 		}
