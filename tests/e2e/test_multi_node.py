@@ -201,8 +201,11 @@ def test_dask_kubecluster_through_the_operator_from_the_login_host(cluster, job)
         script = next(p for p in cluster.sh("ksi-multi manifest dask-operator --path").stdout.split()
                       if p.endswith("kubecluster.py"))
         env = f"KUBECONFIG={cluster.status(job)['kubeconfig']}"
-        out = cluster.sh(f"{env} python3 {script} --workers {NODES} --json", timeout=600).stdout
-        report = json.loads(out.strip().splitlines()[-1])
+        run = cluster.sh(f"{env} python3 {script} --workers {NODES} --json", timeout=600, check=False)
+        if run.returncode != 0:  # the operator's side of it, for a failure that is not the client's
+            operator = cluster.sh(f"{kubectl} -n dask-operator logs deploy/dask-operator --tail=40", check=False)
+            raise AssertionError(f"{run.stderr[-1500:]}\noperator log:\n{operator.stdout}{operator.stderr}")
+        report = json.loads(run.stdout.strip().splitlines()[-1])
         assert report["correct"] and report["groups"] == 1000 and report["workers"] == NODES, report
         busy = {node for node, count in report["tasks_per_node"].items() if count > 0}
         assert len(busy) >= 3 and busy <= {h.name for h in cluster.plan.compute}, report
