@@ -15,13 +15,12 @@ import logging
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from ksi_multi import run
 from ksi_multi.errors import KsiError
+from ksi_multi.run import Restart
 
 log = logging.getLogger("ksi_multi.agent")
 
@@ -45,18 +44,6 @@ def egress_rules(port: int, inside: Sequence[str]) -> str:
 def inside_ranges(pods: str, services: str, mesh: str, node_network: str) -> tuple[str, ...]:
     """What never leaves the cluster: pods, Services, the mesh, the node's own network, loopback."""
     return (pods, services, mesh, node_network, LOOPBACK)
-
-
-@dataclass(frozen=True)
-class Restart:
-    """A proxy that died and was started again."""
-
-    why: str
-    restarts: int
-    at: float
-
-    def describe(self) -> str:
-        return f"restarted {self.restarts}x, last at {time.strftime('%H:%M:%S', time.localtime(self.at))}: {self.why}"
 
 
 class NodeProxy:
@@ -96,7 +83,6 @@ class NodeProxy:
         if not self.binary.exists():
             raise KsiError(f"the node proxy {self.binary} does not exist",
                            "build the images again (ksi-multi image build) so that ksi-proxy is next to them")
-        self.ready.unlink(missing_ok=True)
         cmd = [str(self.binary), "run", "--netns-pid", str(self.node_pid),
                "--egress-port", str(EGRESS_PORT if self.egress else 0), "--control", str(self.control),
                "--bind", self.bind, "--node-address", self.node_address, "--ready-file", str(self.ready)]
@@ -108,13 +94,10 @@ class NodeProxy:
         """Start the proxy again if it died (with the NodePorts it forwarded); say why it died. Raises when it
         cannot be started again."""
         with self.lock:
-            if self.proc is None or self.proc.poll() is None:
+            restart = run.restarted(self.proc, self.log, self._spawn, self.last_restart, "proxy: ksi-proxy")
+            if restart is None:
                 return None
-            code = self.proc.returncode
-            why = f"killed by signal {-code}" if code < 0 else f"exited with {code}: {run.log_tail(self.log, 300)}"
-            log.error("proxy: ksi-proxy %s; starting it again", why)
-            self._spawn()
-            self.last_restart = Restart(why, self.last_restart.restarts + 1 if self.last_restart else 1, time.time())
+            self.last_restart = restart
             if self.forwarded:
                 self.forward(self.forwarded)
             return self.last_restart

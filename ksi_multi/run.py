@@ -7,7 +7,8 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
@@ -123,7 +124,9 @@ def spawn(cmd: Sequence[str], log_file: Path, env: Mapping[str, str] | None = No
 def start_helper(cmd: Sequence[str], log_file: Path, ready: Path, what: str, fix: str, timeout: float = 20,
                  env: Mapping[str, str] | None = None) -> subprocess.Popen:
     """Start a long-running helper (its output appended to log_file) and return once it has made `ready`
-    (a socket or file). If it exits first or takes longer than `timeout`, stop it and raise naming its log."""
+    (a socket or file; one left by an earlier run of it is removed first). If it exits first or takes longer
+    than `timeout`, stop it and raise naming its log."""
+    ready.unlink(missing_ok=True)
     proc = spawn(cmd, log_file, env)
     deadline = time.monotonic() + timeout
     while not ready.exists():
@@ -132,3 +135,27 @@ def start_helper(cmd: Sequence[str], log_file: Path, ready: Path, what: str, fix
             raise CommandError(f"{what} did not start: {log_tail(log_file)}", fix)
         time.sleep(0.05)
     return proc
+
+
+@dataclass(frozen=True)
+class Restart:
+    """A helper that died and was started again."""
+
+    why: str
+    restarts: int
+    at: float
+
+    def describe(self) -> str:
+        return f"restarted {self.restarts}x, last at {time.strftime('%H:%M:%S', time.localtime(self.at))}: {self.why}"
+
+
+def restarted(proc: subprocess.Popen | None, log_file: Path, start: Callable[[], None], previous: Restart | None,
+              what: str) -> Restart | None:
+    """None while the helper `proc` runs; else `start` it again and say why it had died (its log's end)."""
+    if proc is None or proc.poll() is None:
+        return None
+    code = proc.returncode
+    why = f"killed by signal {-code}" if code < 0 else f"exited with {code}: {log_tail(log_file, 300)}"
+    log.error("%s %s; starting it again", what, why)
+    start()
+    return Restart(why, (previous.restarts if previous else 0) + 1, time.time())

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
-from ksi_multi.proxy import Restart
-from ksi_multi.run import output, start_helper, stop
-from netplugins import OVERHEAD, NodeAccess, probe, supervise, topology
+from ksi_multi.run import Restart, output, restarted, start_helper, stop
+from netplugins import OVERHEAD, NodeAccess, probe, topology
 from netplugins.topology import Member, NodePlan
 
 
@@ -62,7 +61,7 @@ class PlainMesh:
         if self.node_plan is None:
             return None
         node = self.node_plan
-        restart = supervise.restarted(self.proc, self.log, self.status, lambda: self.up(node), self.last_restart, "ksi-wg plain")
+        restart = restarted(self.proc, self.log, lambda: self.up(node), self.last_restart, "mesh: ksi-wg plain")
         self.last_restart = restart or self.last_restart
         return restart
 

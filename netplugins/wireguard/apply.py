@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ksi_multi.errors import KsiError
-from ksi_multi.proxy import Restart
-from ksi_multi.run import output, start_helper, stop
-from netplugins import NodeAccess, supervise
+from ksi_multi.run import Restart, output, restarted, start_helper, stop
+from netplugins import NodeAccess
 from netplugins.topology import Member, NodePlan
 from netplugins.wireguard import plan as wg_plan
 
@@ -77,7 +76,7 @@ class WireGuardMesh:
         if self.node_plan is None:
             return None
         node = self.node_plan
-        restart = supervise.restarted(self.proc, self.log, self.uapi, lambda: self.up(node), self.last_restart, "ksi-wg")
+        restart = restarted(self.proc, self.log, lambda: self.up(node), self.last_restart, "mesh: ksi-wg")
         self.last_restart = restart or self.last_restart
         return restart
 
