@@ -47,7 +47,7 @@ class ClusterInitPhase:
         version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
         plan = kubeadm.ClusterPlan(job_id=ctx.slurm.job_id, kubernetes_version=version, node_name=ctx.slurm.hostname,
                                    node_ip=ctx.results.mesh_up.node_ip, host_address=ctx.address,
-                                   api_server_port=up.api_port, token=kubeadm.bootstrap_token(),
+                                   api_server_port=up.spec.api_port, token=kubeadm.bootstrap_token(),
                                    ranges=Ranges.of(ctx.config))
         _write(up, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
         started = time.monotonic()

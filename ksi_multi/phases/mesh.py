@@ -46,7 +46,7 @@ class MeshPhase:
         cfg = ctx.config
         up = ctx.results.node_up
         mesh = netplugins.load(cfg.mesh, node_access(ctx, up))
-        members = self._exchange(ctx, mesh.prepare(), up.mesh_port)
+        members = self._exchange(ctx, mesh.prepare(), up.spec.mesh_port or 0)
         try:
             plan = mesh.plan(members, path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None,
                              mesh_cidr=cfg.mesh_subnet, pod_subnet=cfg.pod_subnet)

@@ -60,7 +60,7 @@ class NodePhase:
             self._import(home, spec, archives)
         running = self._proxy(ctx, home, spec)
         log.debug("node: container started %.1f s after podman run", time.monotonic() - started)
-        return NodeUp(home, spec, running, api_port, mesh_port)
+        return NodeUp(home, spec, running)
 
     @staticmethod
     def _user_images(entries) -> list[Path]:

@@ -39,10 +39,8 @@ class NodeUp:
     """This host's node container, booted, with its podman store and its ksi-proxy."""
 
     home: PodmanHome
-    spec: NodeSpec
+    spec: NodeSpec  # with the host ports it forwards: the API server's (rank 0), the mesh's (forwarded meshes)
     proxy: NodeProxy
-    api_port: int = 0  # the API server's host port (rank 0)
-    mesh_port: int = 0  # the mesh's UDP port when it is forwarded into the node; else the mesh phase takes one
 
 
 @dataclass(frozen=True)
@@ -93,10 +91,6 @@ class Results:
     @property
     def mesh_up(self) -> MeshUp:
         return _need("mesh", self.mesh)
-
-    @property
-    def cluster_up(self) -> ClusterUp:
-        return _need("cluster", self.cluster)
 
 
 def _need(phase: str, result: T | None) -> T:
