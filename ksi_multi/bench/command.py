@@ -11,8 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ksi_multi import config as configuration
 from ksi_multi import status as status_mod
 from ksi_multi.bench import report
 from ksi_multi.bench.measure import Bench, Options
@@ -45,11 +44,9 @@ def host_iperf3(image_dir: Path) -> Path:
 
 def job_image_dir(job: JobDir, cfg: Config) -> Path:
     """The images the job itself started from (its config.yaml), else the configured ones."""
-    try:
-        data = yaml.safe_load(job.config_file.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        data = {}
-    return Path(data.get("image_dir") or cfg.image_dir).expanduser()
+    if not job.config_file.is_file():
+        return cfg.image_dir.expanduser()
+    return configuration.load(job.config_file, env={}).image_dir.expanduser()
 
 
 def bench(cfg: Config, job_id: str | None, options: Options, compare: Path | None, out_dir: Path | None,

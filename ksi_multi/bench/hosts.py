@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ksi_multi.run import run, spawn, stop
+from ksi_multi.run import log_tail, run, spawn, stop
 
 
 class JobHosts:
@@ -31,10 +31,7 @@ class JobHosts:
         return proc
 
     def log_of(self, name: str) -> str:
-        try:
-            return (self.logs / f"{name}.log").read_text(errors="replace").strip()[-400:]
-        except OSError:
-            return ""
+        return log_tail(self.logs / f"{name}.log")
 
     def stop(self) -> None:
         for proc in self.servers:

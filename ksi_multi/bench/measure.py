@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,7 +114,7 @@ class Bench:
             if not failed:
                 self.targets[f"host-{host}"] = Target(address, iperf, probe)
                 return
-            why = "; ".join(f"{name}: {self.hosts.log_of(name) or 'no output'}" for name in failed)
+            why = "; ".join(f"{name}: {self.hosts.log_of(name)}" for name in failed)
             for proc, _ in servers:
                 proc.terminate()
             if "in use" not in why:
@@ -165,11 +164,8 @@ class Bench:
         while True:
             if route.client == "pod":
                 code, text = self.pods.exec("client", cmd, timeout)
-            else:
-                try:
-                    done = self.hosts.run(route.client_node, cmd, timeout)
-                except subprocess.SubprocessError as exc:
-                    raise KsiError(f"{exc}") from None
+            else:  # a timeout or a missing srun raises CommandError: the measurement is named failed
+                done = self.hosts.run(route.client_node, cmd, timeout)
                 code, text = done.returncode, done.stdout + done.stderr
             if code == 0:
                 return text
@@ -187,9 +183,8 @@ def _progress(done: int, total: int, route: Route, what: str, values: dict, erro
         return f"{head}: failed: {errors[what]}"
     base = results.get(route.baseline or "", {}).get("values", {})
     if what in THROUGHPUT:
-        value = values[what]
-        return f"{head}: {value:.2f} Gbit/s" + (f" ({value / base[what] * 100:.0f}% of the hosts')"
-                                                 if base.get(what) else "")
-    p50, p99 = values["rr_p50"], values["rr_p99"]
-    more = f" ({(p50 / base['rr_p50'] - 1) * 100:+.0f}% over the hosts')" if base.get("rr_p50") else ""
-    return f"{head}: p50 {p50:.0f} us, p99 {p99:.0f} us{more}"
+        relative = report.relative(what, values[what], base.get(what))
+        return f"{head}: {values[what]:.2f} Gbit/s" + (f" ({relative} of the hosts')" if relative else "")
+    relative = report.relative("rr_p50", values["rr_p50"], base.get("rr_p50"))
+    return (f"{head}: p50 {values['rr_p50']:.0f} us, p99 {values['rr_p99']:.0f} us"
+            + (f" ({relative} over the hosts')" if relative else ""))

@@ -50,13 +50,19 @@ def _cell(route: dict[str, Any], measure: str) -> tuple[str, str]:
     if value is None:
         run = "rr" if measure in LATENCY else measure
         return ("failed" if run in route.get("errors", {}) else "-"), ""
-    ratio = route["ratios"].get(measure)
     shown = f"{value:.2f}" if measure in THROUGHPUT else f"{value:.0f}"
+    return shown, _relative(measure, route["ratios"].get(measure))
+
+
+def relative(measure: str, value: float, base: float | None) -> str:
+    """A value beside its baseline's: throughput as a share ("20%"), latency as an increase ("+25%")."""
+    return _relative(measure, value / base if base else None)
+
+
+def _relative(measure: str, ratio: float | None) -> str:
     if ratio is None:
-        return shown, ""
-    if measure in THROUGHPUT:
-        return shown, f"{ratio * 100:.0f}%"
-    return shown, f"{(ratio - 1) * 100:+.0f}%"
+        return ""
+    return f"{ratio * 100:.0f}%" if measure in THROUGHPUT else f"{(ratio - 1) * 100:+.0f}%"
 
 
 def _heads(result: dict[str, Any]) -> list[str]:
