@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 )
 
 const (
@@ -60,14 +61,15 @@ func Segments(n, segment int) int {
 
 // Reassembler rebuilds super-packets from one peer's datagrams, in the order they arrive.
 type Reassembler struct {
-	tag     *Tag
-	buf     []byte
-	n       int
-	seq     uint32
-	next    uint8 // index expected next; 0: no packet under way
-	count   uint8
-	Dropped uint64 // super-packets given up (a datagram lost, reordered or foreign)
-	Foreign uint64 // datagrams without the job's tag or with impossible fields
+	tag   *Tag
+	buf   []byte
+	n     int
+	seq   uint32
+	next  uint8 // index expected next; 0: no packet under way
+	count uint8
+	// Read by other goroutines (a status request) while Add runs.
+	Dropped atomic.Uint64 // super-packets given up (a datagram lost, reordered or foreign)
+	Foreign atomic.Uint64 // datagrams without the job's tag or with impossible fields
 }
 
 func NewReassembler(tag *Tag) *Reassembler {
@@ -79,24 +81,24 @@ func NewReassembler(tag *Tag) *Reassembler {
 func (r *Reassembler) Add(d []byte) []byte {
 	h, ok := Parse(d, r.tag)
 	if !ok {
-		r.Foreign++
+		r.Foreign.Add(1)
 		return nil
 	}
 	body := d[HeaderLen:]
 	if h.Index == 0 {
 		if r.next != 0 {
-			r.Dropped++ // the previous one never completed
+			r.Dropped.Add(1) // the previous one never completed
 		}
 		r.seq, r.count, r.n, r.next = h.Seq, h.Count, 0, 0
 	} else if r.next == 0 || h.Seq != r.seq || h.Index != r.next || h.Count != r.count {
 		if r.next != 0 {
-			r.Dropped++
+			r.Dropped.Add(1)
 		}
 		r.next = 0
 		return nil
 	}
 	if r.n+len(body) > len(r.buf) {
-		r.Dropped++
+		r.Dropped.Add(1)
 		r.next = 0
 		return nil
 	}

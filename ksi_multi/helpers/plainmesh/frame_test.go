@@ -47,8 +47,8 @@ func TestSuperPacketsCrossWholeInOrder(t *testing.T) {
 			}
 		}
 	}
-	if r.Dropped != 0 || r.Foreign != 0 {
-		t.Fatalf("dropped %d, foreign %d", r.Dropped, r.Foreign)
+	if r.Dropped.Load() != 0 || r.Foreign.Load() != 0 {
+		t.Fatalf("dropped %d, foreign %d", r.Dropped.Load(), r.Foreign.Load())
 	}
 }
 
@@ -72,8 +72,8 @@ func TestALostOrReorderedDatagramDropsItsPacketOnly(t *testing.T) {
 	for _, d := range c {
 		got = r.Add(d)
 	}
-	if !bytes.Equal(got, packet(3000)) || r.Dropped != 2 {
-		t.Fatalf("got %d bytes, dropped %d (want 2)", len(got), r.Dropped)
+	if !bytes.Equal(got, packet(3000)) || r.Dropped.Load() != 2 {
+		t.Fatalf("got %d bytes, dropped %d (want 2)", len(got), r.Dropped.Load())
 	}
 }
 
@@ -82,13 +82,13 @@ func TestDatagramsWithoutTheJobsTagAreForeign(t *testing.T) {
 	other := Tag{9}
 	out := make([]byte, 4096)
 	n, _ := Split(out, packet(100), 1472, 1, &other)
-	if r.Add(out[:n]) != nil || r.Foreign != 1 {
+	if r.Add(out[:n]) != nil || r.Foreign.Load() != 1 {
 		t.Fatal("a datagram with another tag was taken")
 	}
 	forged := append([]byte(nil), datagrams(t, packet(100), 1472, 1)[0]...)
 	forged[13] = 0 // count 0
-	if r.Add(forged) != nil || r.Add(forged[:HeaderLen]) != nil || r.Foreign != 3 {
-		t.Fatalf("impossible datagrams were taken (foreign %d)", r.Foreign)
+	if r.Add(forged) != nil || r.Add(forged[:HeaderLen]) != nil || r.Foreign.Load() != 3 {
+		t.Fatalf("impossible datagrams were taken (foreign %d)", r.Foreign.Load())
 	}
 }
 

@@ -41,9 +41,9 @@ type plainMesh struct {
 	stats    []peerStats
 	noPeer   atomic.Int64 // TUN packets for no peer's range
 	foreign  atomic.Int64 // datagrams from no peer's endpoint
-	badTag   atomic.Int64 // datagrams from a peer's endpoint without the job's tag (or with impossible fields)
-	dropped  atomic.Int64 // super-packets that did not arrive whole
 	tunError atomic.Int64 // rebuilt packets the TUN refused
+	// per peer: datagrams without the job's tag, super-packets that did not arrive whole
+	reassemblers []*plainmesh.Reassembler
 }
 
 func cmdPlain(argv []string) error {
@@ -82,6 +82,9 @@ func cmdPlain(argv []string) error {
 		return fmt.Errorf("--listen-address: %w", err)
 	}
 	m := &plainMesh{peers: peers, stats: make([]peerStats, peers.Len())}
+	for range peers.List() {
+		m.reassemblers = append(m.reassemblers, plainmesh.NewReassembler(&m.tag))
+	}
 	mac := hmac.New(sha256.New, []byte(strings.TrimSpace(string(secret))))
 	mac.Write([]byte("ksi-multi plain mesh tag"))
 	copy(m.tag[:], mac.Sum(nil))
@@ -233,10 +236,6 @@ func sendBuffers(fd int, iov [][]byte, oob []byte, to unix.Sockaddr) error {
 func (m *plainMesh) fromPeers() error {
 	buf := make([]byte, 1<<17)
 	oob := make([]byte, unix.CmsgSpace(4)*2)
-	reassemblers := make([]*plainmesh.Reassembler, m.peers.Len())
-	for i := range reassemblers {
-		reassemblers[i] = plainmesh.NewReassembler(&m.tag)
-	}
 	for {
 		n, oobn, _, from, err := unix.Recvmsg(m.udp, buf, oob, 0)
 		if err != nil {
@@ -254,8 +253,7 @@ func (m *plainMesh) fromPeers() error {
 		if size <= 0 {
 			size = n
 		}
-		r := reassemblers[i]
-		before := r.Foreign + r.Dropped
+		r := m.reassemblers[i]
 		for off := 0; off < n; off += size {
 			pkt := r.Add(buf[off:min(off+size, n)])
 			if pkt == nil {
@@ -269,25 +267,7 @@ func (m *plainMesh) fromPeers() error {
 			m.stats[i].rxPackets.Add(1)
 			m.stats[i].lastRx.Store(time.Now().Unix())
 		}
-		if after := r.Foreign + r.Dropped; after != before {
-			m.badTag.Store(int64(sumForeign(reassemblers)))
-			m.dropped.Store(int64(sumDropped(reassemblers)))
-		}
 	}
-}
-
-func sumForeign(rs []*plainmesh.Reassembler) (n uint64) {
-	for _, r := range rs {
-		n += r.Foreign
-	}
-	return n
-}
-
-func sumDropped(rs []*plainmesh.Reassembler) (n uint64) {
-	for _, r := range rs {
-		n += r.Dropped
-	}
-	return n
 }
 
 func addrPort(sa unix.Sockaddr) netip.AddrPort {
@@ -334,8 +314,11 @@ type plainState struct {
 }
 
 func (m *plainMesh) state() plainState {
-	s := plainState{NoPeer: m.noPeer.Load(), Foreign: m.foreign.Load(), BadTag: m.badTag.Load(),
-		Dropped: m.dropped.Load(), TunError: m.tunError.Load()}
+	s := plainState{NoPeer: m.noPeer.Load(), Foreign: m.foreign.Load(), TunError: m.tunError.Load()}
+	for _, r := range m.reassemblers {
+		s.BadTag += int64(r.Foreign.Load())
+		s.Dropped += int64(r.Dropped.Load())
+	}
 	for i, p := range m.peers.List() {
 		st := &m.stats[i]
 		s.Peers = append(s.Peers, plainPeerState{Name: p.Name, Endpoint: p.Endpoint.String(),
