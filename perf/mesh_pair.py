@@ -27,6 +27,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ksi_multi.run import CommandError, start_helper  # noqa: E402
+from netplugins import OVERHEAD  # noqa: E402
+
 HOSTS = ("127.0.0.1", "127.0.0.2")
 MESH = ("10.250.0.1", "10.250.0.2")
 PORTS = (51901, 51902)
@@ -106,7 +111,7 @@ def veth(ns: Namespaces, mtu: int) -> None:
 
 def start_mesh(ns: Namespaces, kind: str, ksi_wg: str, work: Path, path_mtu: int, profile: Path | None) -> list:
     procs = []
-    overhead = 80 if kind == "wireguard" else 64
+    overhead = OVERHEAD[kind]
     secret = work / "secret"
     secret.write_text(SECRET)
     keys = []
@@ -131,14 +136,11 @@ def start_mesh(ns: Namespaces, kind: str, ksi_wg: str, work: Path, path_mtu: int
         env = dict(os.environ)
         if profile:
             env["KSI_WG_CPUPROFILE"] = str(profile / f"{kind}-{path_mtu}-{i}.pprof")
-        log = open(work / f"{kind}{i}.log", "w")
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=log, env=env))
-        deadline = time.monotonic() + 20
-        while not sock.exists():
-            if procs[-1].poll() is not None or time.monotonic() > deadline:
-                stop_all(procs)
-                raise SystemExit(f"{kind} did not start: {(work / f'{kind}{i}.log').read_text()}")
-            time.sleep(0.05)
+        try:
+            procs.append(start_helper(cmd, work / f"{kind}{i}.log", sock, kind, "see its log", env=env))
+        except CommandError as exc:
+            stop_all(procs)
+            raise SystemExit(str(exc)) from None
     deadline = time.monotonic() + 20
     while not reachable(ns.pids[0], MESH[1]):
         if time.monotonic() > deadline:
