@@ -99,6 +99,13 @@ class Cluster:
             time.sleep(0.5)
         return state
 
+    def wait_socket(self, host: str, path: str, log: str, timeout: float = 20) -> None:
+        """Until a helper started in the background on `host` has made its socket; its log if it never does."""
+        deadline = time.monotonic() + timeout
+        while self.sh(f"test -S {path}", host=host, check=False).returncode != 0:
+            assert time.monotonic() < deadline, self.sh(f"cat {log}", host=host, check=False).stdout
+            time.sleep(0.2)
+
     def job_file(self, job_id: str, name: str) -> str:
         return self.sh(f"cat ~/.ksi-multi/jobs/{job_id}/{name}", check=False).stdout
 

@@ -51,10 +51,7 @@ def test_plain_mesh_carries_traffic_and_drops_strangers(cluster, images):
                        f"--secret-file secret --peer {other}={address[other]}:{PORT}={PEERS[other]}/32 "
                        ">plain.log 2>&1 </dev/null &)", host=host)
         for host in PEERS:
-            deadline = time.monotonic() + 20
-            while cluster.sh(f"test -S {D}/plain.sock", host=host, check=False).returncode != 0:
-                assert time.monotonic() < deadline, cluster.sh(f"cat {D}/plain.log", host=host, check=False).stdout
-                time.sleep(0.2)
+            cluster.wait_socket(host, f"{D}/plain.sock", f"{D}/plain.log")
         inner = f"nsenter --preserve-credentials -U -n -t $(cat {D}/inner.pid)"
         ping = cluster.sh(f"{inner} ping -c 3 -W 3 {PEERS['node02']}", host="node01", check=False)
         assert ping.returncode == 0 and " 0% packet loss" in ping.stdout, ping.stdout + ping.stderr

@@ -5,7 +5,6 @@ TUN inside it and runs WireGuard in the host's namespace, so the UDP socket is a
 """
 
 import json
-import time
 
 import pytest
 
@@ -37,10 +36,7 @@ def test_tunnel_between_two_hosts_carries_traffic(cluster, images):
                        "--private-key-file key --config cfg "
                        ">up.log 2>&1 </dev/null &", host=host)
         for host in PEERS:
-            deadline = time.monotonic() + 20
-            while cluster.sh(f"test -S {D}/wg.sock", host=host, check=False).returncode != 0:
-                assert time.monotonic() < deadline, cluster.sh(f"cat {D}/up.log", host=host, check=False).stdout
-                time.sleep(0.2)
+            cluster.wait_socket(host, f"{D}/wg.sock", f"{D}/up.log")
         inner = f"nsenter --preserve-credentials -U -n -t $(cat {D}/inner.pid)"
         ping = cluster.sh(f"{inner} ping -c 3 -W 3 {PEERS['node02']}", host="node01", check=False)
         assert ping.returncode == 0, ping.stdout + ping.stderr
