@@ -67,23 +67,26 @@ class Phase(Protocol):
         """Do the phase's work; return its result (see ksi_multi.phases.results), if it has one."""
 
 
-def registry(coordinator: bool = True) -> dict[str, type]:
+def registry(coordinator: bool = True, federation: str = "none") -> dict[str, type]:
     """Each phase's implementation for rank 0 (the coordinator) or for the other nodes, as kind separates
-    kubeadm init from join: the phases hold no rank tests of their own for these."""
+    kubeadm init from join: the phases hold no rank tests of their own for these. `federation: liqo`: every
+    node inits its own cluster, and rank 0 peers them."""
     from ksi_multi.phases.cluster import ClusterInitPhase, ClusterJoinPhase
     from ksi_multi.phases.doctor import DoctorPhase
+    from ksi_multi.phases.federated import HubReadyPhase, OwnClusterPhase
     from ksi_multi.phases.mesh import MeshPhase
     from ksi_multi.phases.node import NodePhase
     from ksi_multi.phases.ready import ReadyPhase, WorkerReadyPhase
     from ksi_multi.phases.rendezvous import CoordinatorRendezvousPhase, WorkerRendezvousPhase
     from ksi_multi.phases.wait import WaitPhase
 
+    liqo = federation == "liqo"
     if coordinator:
-        phases = (DoctorPhase, CoordinatorRendezvousPhase, NodePhase, MeshPhase, ClusterInitPhase, ReadyPhase,
-                  WaitPhase)
+        phases = (DoctorPhase, CoordinatorRendezvousPhase, NodePhase, MeshPhase,
+                  OwnClusterPhase if liqo else ClusterInitPhase, HubReadyPhase if liqo else ReadyPhase, WaitPhase)
     else:
-        phases = (DoctorPhase, WorkerRendezvousPhase, NodePhase, MeshPhase, ClusterJoinPhase, WorkerReadyPhase,
-                  WaitPhase)
+        phases = (DoctorPhase, WorkerRendezvousPhase, NodePhase, MeshPhase,
+                  OwnClusterPhase if liqo else ClusterJoinPhase, WorkerReadyPhase, WaitPhase)
     return {p.name: p for p in phases}
 
 
@@ -176,7 +179,8 @@ def _report_timings(ctx: AgentContext) -> None:
 def run(ctx: AgentContext, phases: list[str]) -> None:
     """Run the phases; tear down on success, failure or signal. A signal while holding the cluster is the
     normal end of a job; anywhere else it is reported as a stop. Failures update status.json (rank 0)."""
-    available = registry(coordinator=ctx.slurm.is_coordinator if ctx.slurm else True)
+    available = registry(coordinator=ctx.slurm.is_coordinator if ctx.slurm else True,
+                         federation=ctx.config.federation if ctx.config else "none")
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_on_signal)
 

@@ -175,6 +175,11 @@ def _check_fits(cfg: configuration.Config, nodes: int) -> None:
     why = Ranges.of(cfg).too_small_for(nodes)
     if why:
         raise ConfigError(f"config: {why}", "give pod_subnet or mesh_subnet a shorter prefix, or use fewer nodes")
+    if cfg.federation == "liqo":
+        from ksi_multi import federation
+
+        federation.LiqoTools.find(cfg.image_dir.expanduser())
+        federation.cluster_ranges(nodes - 1, Ranges.of(cfg))
 
 
 @main.command()
@@ -530,8 +535,11 @@ def image() -> None:
               help="build cache (default /var/cache/ksi-multi as root, else ~/.cache/ksi-multi)")
 @click.option("--workloads", "workload_names", default="", metavar="NAMES",
               help="also build workload images: dask, spark (comma-separated) or all")
+@click.option("--liqo", "with_liqo", is_flag=True,
+              help="also build Liqo (liqoctl, its chart and component images) for `federation: liqo`")
 @friendly_errors
-def image_build(kubernetes_version: str, output: Path, cache: Path | None, workload_names: str) -> None:
+def image_build(kubernetes_version: str, output: Path, cache: Path | None, workload_names: str,
+                with_liqo: bool) -> None:
     """Build the node image (Kubernetes from Go modules + Debian), the toolbox image and, when asked,
     workload images (load them with `ksi-multi load` or the `images` key)."""
     from ksi_multi.image import build, workloads
@@ -539,13 +547,16 @@ def image_build(kubernetes_version: str, output: Path, cache: Path | None, workl
 
     names = workloads.names(workload_names) if workload_names else ()
     built = build.build(output.expanduser(), (cache or default_cache()).expanduser(), kubernetes_version,
-                        echo=click.echo, workload_names=names)
+                        echo=click.echo, workload_names=names, with_liqo=with_liqo)
     click.echo(f"node image {built.node_tag}: {built.node_archive}")
     click.echo(f"toolbox image: {built.toolbox_archive}")
     index = image_index.read(output.expanduser()) or {}
     for name in names:
         entry = index["workloads"][name]
         click.echo(f"{name} image {entry['tag']}: {output.expanduser() / entry['archive']}")
+    if with_liqo:
+        click.echo(f"Liqo {index['liqo']['version']}: {output.expanduser() / index['liqo']['liqoctl']}, "
+                   f"{output.expanduser() / index['liqo']['archive']}")
 
 
 @image.command("load")

@@ -80,6 +80,10 @@ class Config:
         "how the nodes are joined: wireguard (UDP on a host socket), wireguard-forwarded (all inside the node, "
         "UDP forwarded by the network helper), vxlan (unencrypted kernel overlay, UDP forwarded), plain (unencrypted, "
         "UDP on a host socket: trusted networks only)"))
+    federation: str = field(default="none", metadata=_key(
+        _choice("none", "liqo"),
+        "none: one Kubernetes cluster over the mesh; liqo: one single-node cluster per host, rank 0's peered with "
+        "every other through Liqo (needs `ksi-multi image build --liqo`)"))
     mesh_port: int = field(default=0, metadata=_key(
         _port(True), "UDP port of the node mesh on every host; 0 picks a free one per job and host (set one where a "
         "firewall opens only that port)"))

@@ -114,15 +114,17 @@ volumeBindingMode: Immediate
 """
 
 
-def user_kubeconfig(admin_conf: str, plan: ClusterPlan) -> str:
-    """admin.conf with the server set to the address users reach; TLS stays verified against the cluster CA."""
+def user_kubeconfig(admin_conf: str, plan: ClusterPlan, name: str = "") -> str:
+    """admin.conf with the server set to the address users reach; TLS stays verified against the cluster CA.
+    `name`: of its cluster and context (default ksi-JOBID)."""
+    name = name or f"ksi-{plan.job_id}"
     conf = yaml.safe_load(admin_conf)
     for cluster in conf["clusters"]:
         cluster["cluster"]["server"] = plan.server_url
         cluster["cluster"].pop("insecure-skip-tls-verify", None)
-        cluster["name"] = f"ksi-{plan.job_id}"
+        cluster["name"] = name
     for ctx in conf["contexts"]:
-        ctx["context"]["cluster"] = f"ksi-{plan.job_id}"
-        ctx["name"] = f"ksi-{plan.job_id}"
-    conf["current-context"] = f"ksi-{plan.job_id}"
+        ctx["context"]["cluster"] = name
+        ctx["name"] = name
+    conf["current-context"] = name
     return yaml.safe_dump(conf, sort_keys=False)

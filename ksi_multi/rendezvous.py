@@ -79,7 +79,8 @@ def verify(secret: str, header: str | None, method: str, path: str, body: bytes,
     return check(secret, header, method, path, body, now, nonce) is None
 
 
-KEYS = ("member", "mesh", "lost", "node", "beat", "done")  # what a node may put; rank 0 alone publishes COORDINATOR_KEYS
+# What a node may put; rank 0 alone publishes COORDINATOR_KEYS.
+KEYS = ("member", "mesh", "lost", "node", "beat", "done", "federated")
 COORDINATOR_KEYS = ("join", "ready")
 
 
@@ -269,7 +270,7 @@ def _check_value(key: str, value: Any) -> str | None:
         reason = value.get("reason")
         if set(value) != {"reason"} or not isinstance(reason, str) or len(reason) > 500:
             return "a loss report has a reason (text, at most 500 characters)"
-    elif key in ("done", "beat") and value:
+    elif key in ("done", "beat", "federated") and value:
         return f"{key} has an empty value"
     elif key == "node" and not _reported_fields(value):
         return "fields must be proxy, mesh_helper (short strings) and/or nodeports (port -> short string)"

@@ -13,6 +13,7 @@ from ksi_multi.errors import KsiError
 DATA = (
     "templates",  # jinja2 templates and the batch script
     "image/k8s",  # the Kubernetes build recipe: wrapper modules, build script, pause.c
+    "image/liqowrap",  # the Go module that pins the Liqo build
     "image/node-files",  # units and configuration copied into the node image
     "image/workload-files",  # entrypoints of the workload images
     "helpers",  # Go sources of the helpers run on every host (ksi-wg)

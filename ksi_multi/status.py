@@ -131,6 +131,10 @@ def render(data: dict[str, Any]) -> list[str]:
             if n.get("mesh_helper"):
                 lines.append(f"      mesh helper on {n['name']}: {n['mesh_helper']}")
     lines += _nodeports(data)
+    for cluster, peering in sorted((data.get("peerings") or {}).items()):
+        details = ", ".join(f"{k} {v}" for k, v in peering.items() if k not in ("state", "role"))
+        lines.append(f"peering {cluster} ({peering.get('role', '?')}): {peering.get('state', '?')}"
+                     + (f" [{details}]" if details else ""))
     if data.get("kubeconfig"):
         lines.append(f"kubeconfig: {data['kubeconfig']}" + (f" (API server {data['server']})" if data.get("server")
                                                              else ""))

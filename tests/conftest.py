@@ -48,7 +48,7 @@ def cluster(dist):
 
 @pytest.fixture(scope="session")
 def images(cluster, installed):
-    """The node, toolbox and workload images, built offline by the wheel-installed ksi-multi (cold: Go build ~10 min;
-    warm: seconds)."""
-    installed.ksi("image", "build", "--output", str(IMAGES), "--workloads", "dask,spark", timeout=3600)
+    """The node, toolbox and workload images and the Liqo build, offline, by the wheel-installed ksi-multi (cold: Go
+    builds ~20 min; warm: seconds)."""
+    installed.ksi("image", "build", "--output", str(IMAGES), "--workloads", "dask,spark", "--liqo", timeout=3600)
     return IMAGES

@@ -115,28 +115,30 @@ def _add_tree(tar: tarfile.TarFile, root: Path, keep_empty: Iterable[str]) -> No
 
 def write(path: Path, tag: str, layers: list[Layer], config: ImageConfig) -> str:
     """Write a docker-archive for `tag` to `path` (atomically); return the image id (config digest)."""
+    return write_many(path, layers, [(tag, config)])[0]
+
+
+def write_many(path: Path, layers: list[Layer], images: list[tuple[str, ImageConfig]]) -> list[str]:
+    """Write one docker-archive holding several images that share the same layers (each its own tag and
+    config: entrypoint, labels); return their image ids in order."""
     tmp_dir = path.with_name(path.name + ".parts")
     tmp_dir.mkdir(parents=True, exist_ok=True)
     try:
         diff_ids = []
         for i, layer in enumerate(layers):
             diff_ids.append(_write_layer(layer, tmp_dir / f"layer{i}.tar"))
-        conf = {
-            "architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
-            "config": {k: v for k, v in {
-                "Cmd": config.cmd, "Entrypoint": config.entrypoint, "Env": config.env,
-                "StopSignal": config.stop_signal, "WorkingDir": config.workdir, "Labels": config.labels or None,
-            }.items() if v is not None},
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
-            "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "ksi-multi image build"} for _ in layers],
-        }
-        conf_bytes = json.dumps(conf, sort_keys=True).encode()
-        image_id = hashlib.sha256(conf_bytes).hexdigest()
-        manifest = [{"Config": f"{image_id}.json", "RepoTags": [tag],
-                     "Layers": [f"{d}/layer.tar" for d in diff_ids]}]
+        configs = [_config_bytes(config, diff_ids) for _, config in images]
+        ids = [hashlib.sha256(c).hexdigest() for c in configs]
+        manifest = [{"Config": f"{image_id}.json", "RepoTags": [tag], "Layers": [f"{d}/layer.tar" for d in diff_ids]}
+                    for image_id, (tag, _) in zip(ids, images, strict=True)]
+        repositories: dict[str, dict[str, str]] = {}
+        for tag, _ in images:
+            repo, _, version = tag.rpartition(":")
+            repositories.setdefault(repo, {})[version] = diff_ids[-1]
         partial = path.with_name(path.name + ".partial")
         with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as out:
-            _add_bytes(out, f"{image_id}.json", conf_bytes)
+            for image_id, conf_bytes in dict(zip(ids, configs, strict=True)).items():
+                _add_bytes(out, f"{image_id}.json", conf_bytes)
             for i, d in enumerate(diff_ids):
                 info = out.gettarinfo(str(tmp_dir / f"layer{i}.tar"), arcname=f"{d}/layer.tar")
                 info.uid = info.gid = 0
@@ -144,14 +146,26 @@ def write(path: Path, tag: str, layers: list[Layer], config: ImageConfig) -> str
                 with open(tmp_dir / f"layer{i}.tar", "rb") as data:
                     out.addfile(info, data)
             _add_bytes(out, "manifest.json", json.dumps(manifest).encode())
-            repo, _, version = tag.rpartition(":")
-            _add_bytes(out, "repositories", json.dumps({repo: {version: diff_ids[-1]}}).encode())
+            _add_bytes(out, "repositories", json.dumps(repositories).encode())
         os.replace(partial, path)
-        return image_id
+        return ids
     finally:
         for f in tmp_dir.glob("*"):
             f.unlink()
         tmp_dir.rmdir()
+
+
+def _config_bytes(config: ImageConfig, diff_ids: list[str]) -> bytes:
+    conf = {
+        "architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
+        "config": {k: v for k, v in {
+            "Cmd": config.cmd, "Entrypoint": config.entrypoint, "Env": config.env,
+            "StopSignal": config.stop_signal, "WorkingDir": config.workdir, "Labels": config.labels or None,
+        }.items() if v is not None},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "ksi-multi image build"} for _ in diff_ids],
+    }
+    return json.dumps(conf, sort_keys=True).encode()
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ksi_multi import __version__, resources
 from ksi_multi.errors import KsiError
-from ksi_multi.image import archive, debian, helpers, hosttools, kubernetes, workloads
+from ksi_multi.image import archive, debian, helpers, hosttools, kubernetes, liqo, workloads
 from ksi_multi.image import index as image_index
 from ksi_multi.run import run
 
@@ -135,7 +135,7 @@ def _node_layer(bins: kubernetes.Binaries, images: list[Path], work: Path) -> ar
 
 
 def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
-          echo: Callable[[str], None] = print, workload_names: tuple[str, ...] = ()) -> Built:
+          echo: Callable[[str], None] = print, workload_names: tuple[str, ...] = (), with_liqo: bool = False) -> Built:
     _require_tools()
     progress = Progress(echo)
     bins = progress.step("kubernetes binaries (Go modules)", kubernetes.ensure, series, cache_root, echo)
@@ -163,6 +163,8 @@ def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
                                         output)
         built_workloads = [progress.step(f"{name} image", workloads.build_one, workloads.WORKLOADS[name], output,
                                          rootfs_cache, echo) for name in workload_names]
+        liqo_build = progress.step("Liqo (liqoctl, chart, images)", liqo.build, output, cache_root, echo) \
+            if with_liqo else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     built = Built(node_tag, node_archive, toolbox_archive, bins.kubernetes, tools)
@@ -172,6 +174,7 @@ def build(output: Path, cache_root: Path, series: str = DEFAULT_SERIES,
                          "id": f"sha256:{archive.image_id(toolbox_archive)}"},
              "helpers": {name: {"file": path.name, "sha256": _sha256(path)} for name, path in tools.items()},
              "workloads": _workload_index(output, built_workloads),
+             "liqo": _liqo_index(output, liqo_build),
              "timings": {k: round(v, 1) for k, v in progress.timings.items()}}
     (output / "images.json").write_text(json.dumps(index, indent=2) + "\n")
     echo("[image] done: " + ", ".join(f"{k} {v:.0f}s" for k, v in progress.timings.items()))
@@ -186,6 +189,18 @@ def _workload_index(output: Path, built: list[workloads.BuiltWorkload]) -> dict:
         kept[w.name] = {"tag": w.tag, "archive": w.archive.name, "id": w.image_id,
                         "versions": {k: w.versions[k] for k in workloads.WORKLOADS[w.name].reported if k in w.versions}}
     return dict(sorted(kept.items()))
+
+
+def _liqo_index(output: Path, built: liqo.LiqoBuild | None) -> dict:
+    """The Liqo build made now, or the one made before when it is still there."""
+    if built is None:
+        previous = (image_index.read(output) or {}).get("liqo") or {}
+        return previous if (output / previous.get("archive", "")).is_file() else {}
+    rel = {"liqoctl": built.liqoctl, "chart": built.chart, "archive": built.archive}
+    return {"version": built.version, "images": built.images,
+            "id": {name: f"sha256:{i}" for name, i in zip(built.images, built.image_ids, strict=True)},
+            **{key: path.relative_to(output).as_posix() for key, path in rel.items()},
+            "liqoctl_sha256": _sha256(built.liqoctl)}
 
 
 def _require_tools() -> None:

@@ -35,6 +35,9 @@ def describe(image_dir: Path) -> list[str]:
         lines.append(f"  {role:<10}  {entry.get('tag', '?')}  {entry.get('id', '(no image id recorded)')}")
     for name, entry in sorted(index.get("workloads", {}).items()):
         lines.append(f"  {name:<10}  {entry.get('tag', '?')}  {entry.get('id', '?')}  {entry.get('archive', '')}")
+    if index.get("liqo"):
+        lines.append(f"  {'liqo':<10}  {index['liqo'].get('version', '?')}  {index['liqo'].get('archive', '')}  "
+                     f"{index['liqo'].get('liqoctl', '')}")
     for name, entry in sorted(index.get("helpers", {}).items()):
         lines.append(f"  {name:<10}  {entry.get('file', name)}  sha256:{entry.get('sha256', '?')}")
     return lines

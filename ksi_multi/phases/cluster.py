@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ksi_multi import kubeadm
@@ -35,6 +36,32 @@ def _write(up: NodeUp, path: str, text: str, secrets=()) -> None:
                    input=text, secrets=secrets)
 
 
+def init_cluster(ctx: AgentContext, up: NodeUp, ranges: Ranges) -> kubeadm.ClusterPlan:
+    """kubeadm init on this node (rootless settings), the default storage class, no control-plane taint."""
+    _pod_network(ctx, up)
+    home, node = up.home, up.spec
+    version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
+    plan = kubeadm.ClusterPlan(job_id=ctx.slurm.job_id, kubernetes_version=version, node_name=ctx.slurm.hostname,
+                               node_ip=ctx.results.mesh_up.node_ip, host_address=ctx.address,
+                               api_server_port=up.spec.api_port, token=kubeadm.bootstrap_token(), ranges=ranges)
+    _write(up, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
+    started = time.monotonic()
+    home.podman("exec", node.name, "kubeadm", "init", "--config", "/ksi/kubeadm.yaml", "--skip-token-print",
+                "--skip-phases=preflight", timeout=600, secrets=[plan.token], fix=KUBELET_HINT)
+    log.info("cluster: kubeadm init done in %.1f s", time.monotonic() - started)
+    kubectl = ["exec", "-i", node.name, "kubectl", *ADMIN]
+    home.podman(*kubectl, "apply", "-f", "-", input=kubeadm.STORAGE_CLASS)
+    # Every node of the allocation runs work: the control plane is light next to a Spark or Dask job.
+    home.podman(*kubectl, "taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-")
+    return plan
+
+
+def write_kubeconfig(up: NodeUp, plan: kubeadm.ClusterPlan, path: Path, name: str) -> None:
+    """The user's kubeconfig for this node's API server: the host's forwarded port, TLS verified."""
+    admin = up.home.podman("exec", up.spec.name, "cat", "/etc/kubernetes/admin.conf").stdout
+    write_private(path, kubeadm.user_kubeconfig(admin, plan, name))
+
+
 class ClusterInitPhase:
     """Rank 0: kubeadm init (rootless settings), storage, the join material for the others, the kubeconfig."""
 
@@ -42,33 +69,17 @@ class ClusterInitPhase:
 
     def execute(self, ctx: AgentContext) -> ClusterUp:
         up = ctx.results.node_up
-        _pod_network(ctx, up)
-        home, node = up.home, up.spec
-        version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
-        plan = kubeadm.ClusterPlan(job_id=ctx.slurm.job_id, kubernetes_version=version, node_name=ctx.slurm.hostname,
-                                   node_ip=ctx.results.mesh_up.node_ip, host_address=ctx.address,
-                                   api_server_port=up.spec.api_port, token=kubeadm.bootstrap_token(),
-                                   ranges=Ranges.of(ctx.config))
-        _write(up, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
-        started = time.monotonic()
-        home.podman("exec", node.name, "kubeadm", "init", "--config", "/ksi/kubeadm.yaml", "--skip-token-print",
-                    "--skip-phases=preflight", timeout=600, secrets=[plan.token], fix=KUBELET_HINT)
-        log.info("cluster: kubeadm init done in %.1f s", time.monotonic() - started)
-        kubectl = ["exec", "-i", node.name, "kubectl", *ADMIN]
-        home.podman(*kubectl, "apply", "-f", "-", input=kubeadm.STORAGE_CLASS)
-        # Every node of the allocation runs work: the control plane is light next to a Spark or Dask job.
-        home.podman(*kubectl, "taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-")
+        plan = init_cluster(ctx, up, Ranges.of(ctx.config))
         if ctx.slurm.node_count > 1:
-            command = home.podman("exec", node.name, "kubeadm", "token", "create", "--ttl", "2h",
-                                  "--print-join-command", *ADMIN).stdout
+            command = up.home.podman("exec", up.spec.name, "kubeadm", "token", "create", "--ttl", "2h",
+                                     "--print-join-command", *ADMIN).stdout
             # Through the coordination channel, sealed with the job secret: never readable on the network.
             join = kubeadm.parse_join_command(command)
             ctx.channel.put("join", {"sealed": seal(ctx.job.read_secret(), join)}, time.monotonic())
-        admin = home.podman("exec", node.name, "cat", "/etc/kubernetes/admin.conf").stdout
-        write_private(ctx.job.kubeconfig_file, kubeadm.user_kubeconfig(admin, plan))
+        write_kubeconfig(up, plan, ctx.job.kubeconfig_file, f"ksi-{ctx.slurm.job_id}")
         ctx.status.update(kubeconfig=str(ctx.job.kubeconfig_file), server=plan.server_url)
         log.info("cluster: kubeconfig for %s written to %s", plan.server_url, ctx.job.kubeconfig_file)
-        return ClusterUp(plan)
+        return ClusterUp(plan, {h: h for h in ctx.slurm.nodes})
 
 
 class ClusterJoinPhase:
@@ -94,4 +105,4 @@ class ClusterJoinPhase:
         up.home.podman("exec", up.spec.name, "kubeadm", "join", "--config", "/ksi/kubeadm-join.yaml",
                        "--skip-phases=preflight", timeout=600, secrets=[join["token"]], fix=KUBELET_HINT)
         log.info("cluster: joined %s in %.1f s", join["endpoint"], time.monotonic() - started)
-        return ClusterUp()
+        return ClusterUp(node_names={h: h for h in ctx.slurm.nodes})

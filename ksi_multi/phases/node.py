@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import netplugins
-from ksi_multi import imageload, node, ports, proxy, scratch
+from ksi_multi import federation, imageload, node, ports, proxy, scratch
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
 from ksi_multi.jobhost import job_host
@@ -29,6 +29,8 @@ class NodePhase:
         base = scratch.base_dir(cfg.scratch)
         scratch.check_local(base)
         archives = self._user_images(cfg.images)
+        if cfg.federation == "liqo":
+            archives.append(federation.LiqoTools.find(cfg.image_dir.expanduser()).archive)
         here = job_host(cfg, slurm.job_id)
         scratch.ensure_private(base, here.scratch)
         scratch.ensure_private(here.podman.runtime.parent, here.podman.runtime)
@@ -38,7 +40,9 @@ class NodePhase:
         image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser())
         # The default mesh binds its UDP port on the host itself; the others need it forwarded into the node.
         forward_mesh = slurm.node_count > 1 and netplugins.forwarded(cfg.mesh)
-        api_port = ports.chosen(cfg.api_server_port, "tcp", ctx.address) if slurm.is_coordinator else 0
+        # Users reach rank 0's API server; federated, every node's (each runs its own cluster).
+        own_api = slurm.is_coordinator or cfg.federation == "liqo"
+        api_port = ports.chosen(cfg.api_server_port, "tcp", ctx.address) if own_api else 0
         mesh_port = ports.chosen(cfg.mesh_port, "udp", ctx.address) if forward_mesh else 0
         spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
                              net_backend=cfg.net_backend, api_port=api_port or None,
@@ -80,7 +84,7 @@ class NodePhase:
     def _import(home, spec: node.NodeSpec, archives: list[Path]) -> None:
         started = time.monotonic()
         names = imageload.import_archives(home, spec.name, archives)
-        log.info("node: imported %d image(s) from `images` in %.1f s: %s", len(names), time.monotonic() - started,
+        log.info("node: imported %d image(s) in %.1f s: %s", len(names), time.monotonic() - started,
                  " ".join(names))
 
     @staticmethod

@@ -40,6 +40,21 @@ def dns_ready(api) -> bool:
     return any(p.status.container_statuses and all(c.ready for c in p.status.container_statuses) for p in pods)
 
 
+def wait_until_ready(ctx: AgentContext, api, names: dict[str, str], deadline: float) -> None:
+    """Until the nodes (host -> its node's name in this cluster) are Ready and cluster DNS answers."""
+    while True:
+        ready = ready_nodes(api) or set()
+        ctx.status.set_node_fields({host: {"ready": name in ready} for host, name in names.items()})
+        if set(names.values()) <= ready and dns_ready(api):
+            return
+        if time.monotonic() > deadline:
+            missing = sorted(host for host, name in names.items() if name not in ready)
+            raise KsiError(f"cluster not ready after {ctx.config.ready_timeout:g} s: "
+                           + (f"nodes not Ready: {', '.join(missing)}" if missing else "CoreDNS not ready"),
+                           "look at `kubectl get pods -A` with the job's kubeconfig")
+        time.sleep(1)
+
+
 class ReadyPhase:
     """Rank 0: wait until every node is Ready and cluster DNS answers, through the user's own kubeconfig;
     then tell the others."""
@@ -47,23 +62,11 @@ class ReadyPhase:
     name = "ready"
 
     def execute(self, ctx: AgentContext) -> None:
-        api = kube_api(ctx)
-        deadline = time.monotonic() + ctx.config.ready_timeout
-        want = set(ctx.slurm.nodes)
-        while True:
-            ready = ready_nodes(api) or set()
-            ctx.status.set_node_fields({name: {"ready": name in ready} for name in want})
-            if want <= ready and dns_ready(api):
-                break
-            if time.monotonic() > deadline:
-                missing = sorted(want - ready)
-                raise KsiError(f"cluster not ready after {ctx.config.ready_timeout:g} s: "
-                               + (f"nodes not Ready: {', '.join(missing)}" if missing else "CoreDNS not ready"),
-                               "look at `kubectl get pods -A` with the job's kubeconfig")
-            time.sleep(1)
-        ctx.channel.put("ready", {"nodes": len(want)}, time.monotonic())
+        names = ctx.results.cluster_up.node_names
+        wait_until_ready(ctx, kube_api(ctx), names, time.monotonic() + ctx.config.ready_timeout)
+        ctx.channel.put("ready", {"nodes": len(names)}, time.monotonic())
         ctx.status.update(state="ready")
-        log.info("ready: %d node(s) Ready, DNS up; export KUBECONFIG=%s", len(want), ctx.job.kubeconfig_file)
+        log.info("ready: %d node(s) Ready, DNS up; export KUBECONFIG=%s", len(names), ctx.job.kubeconfig_file)
 
 
 class WorkerReadyPhase:

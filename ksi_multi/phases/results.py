@@ -4,7 +4,7 @@ phase has not run instead of failing on a missing attribute."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -54,9 +54,11 @@ class MeshUp:
 
 @dataclass(frozen=True)
 class ClusterUp:
-    """Kubernetes runs on this node; rank 0 holds the cluster's plan."""
+    """Kubernetes runs on this node; rank 0 holds the plan of the cluster users work in (the hub's, when
+    federated). `node_names`: each host's node as that cluster names it (a Liqo virtual node for the others)."""
 
     plan: ClusterPlan | None = None
+    node_names: dict[str, str] = field(default_factory=dict)
 
 
 RESULT_TYPES: dict[str, type] = {"rendezvous": Joined, "node": NodeUp, "mesh": MeshUp, "cluster": ClusterUp}
@@ -91,6 +93,10 @@ class Results:
     @property
     def mesh_up(self) -> MeshUp:
         return _need("mesh", self.mesh)
+
+    @property
+    def cluster_up(self) -> ClusterUp:
+        return _need("cluster", self.cluster)
 
 
 def _need(phase: str, result: T | None) -> T:

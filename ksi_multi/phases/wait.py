@@ -4,7 +4,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ksi_multi import node
+from ksi_multi import federation, node
 from ksi_multi.errors import KsiError
 from ksi_multi.loss import LossTracker, with_out_of_service
 from ksi_multi.nodeports import NodePortFollower
@@ -115,16 +115,18 @@ class _Coordinator:
     def __init__(self, ctx, store: Rendezvous | None, mesh: MeshPlugin | None) -> None:
         self.ctx, self.store, self.mesh = ctx, store, mesh
         self.api = kube_api(ctx)
+        self.names = ctx.results.cluster_up.node_names  # host -> its node in the user's cluster
         self.losses = LossTracker([h for h in ctx.slurm.nodes if h != ctx.slurm.hostname])
 
     def beat(self) -> None:
         ctx = self.ctx
-        ready = ready_nodes(self.api)
+        nodes = ready_nodes(self.api)
+        ready = None if nodes is None else {host for host, name in self.names.items() if name in nodes}
         reported = self.store.lost_hosts() if self.store else {}
         silent = self.store.silent("beat", SILENT) if self.store else {}
         for name, why in self.losses.observe(time.time(), ready, reported, silent).items():
             log.warning("wait: node %s lost (%s); taking it out of service so its pods start elsewhere", name, why)
-            self._out_of_service(name)
+            self._out_of_service(self.names.get(name, name))
         fields = {name: {"lost": why} for name, why in self.losses.lost.items()}
         for name, reported in (self.store.node_reports() if self.store else {}).items():
             fields.setdefault(name, {}).update(reported)
@@ -132,7 +134,14 @@ class _Coordinator:
             for name in ctx.slurm.nodes:
                 fields.setdefault(name, {})["ready"] = name in ready
         ctx.status.set_node_fields(fields)
-        ctx.status.update(heartbeat=time.time(), **self._mesh())
+        ctx.status.update(heartbeat=time.time(), **self._mesh(), **self._peerings())
+
+    def _peerings(self) -> dict:
+        """federation: liqo: the state of each Liqo peering of the hub."""
+        if self.ctx.config.federation != "liqo":
+            return {}
+        found = federation.peerings(self.api.api_client)
+        return {} if found is None else {"peerings": found}
 
     def _out_of_service(self, name: str) -> None:
         try:

@@ -20,6 +20,11 @@ def test_every_phase_has_its_implementation_for_each_role():
     coordinator, worker = agent.registry(coordinator=True), agent.registry(coordinator=False)
     assert list(coordinator) == list(worker) == list(agent.PHASES)
     assert {n for n in agent.PHASES if coordinator[n] is not worker[n]} == {"rendezvous", "cluster", "ready"}
+    hub, provider = agent.registry(True, "liqo"), agent.registry(False, "liqo")
+    assert list(hub) == list(provider) == list(agent.PHASES)
+    # every node inits its own cluster; only rank 0 peers them
+    assert hub["cluster"] is provider["cluster"] and hub["cluster"] not in (coordinator["cluster"], worker["cluster"])
+    assert hub["ready"] is not coordinator["ready"] and provider["ready"] is worker["ready"]
 
 
 AGENT_WITH_A_SLOW_TEARDOWN = """
@@ -33,7 +38,7 @@ class Wait:
         print("holding", flush=True)
         time.sleep(60)
 
-agent.registry = lambda coordinator=True: {"wait": Wait}
+agent.registry = lambda coordinator=True, federation="none": {"wait": Wait}
 agent.run(agent.AgentContext(config=None, slurm=None, job=None, address="", cleanup=contextlib.ExitStack()), ["wait"])
 """
 
@@ -68,7 +73,7 @@ class Wait:
         time.sleep(60)
 
 job = JobDir(Path(sys.argv[1]), "7")
-agent.registry = lambda coordinator=True: {"wait": Wait}
+agent.registry = lambda coordinator=True, federation="none": {"wait": Wait}
 agent.run(agent.AgentContext(config=None, slurm=None, job=job, address="", cleanup=contextlib.ExitStack(),
                              status=StatusFile(job.status_file, "7")), ["wait"])
 """
@@ -120,7 +125,7 @@ class Work:
         time.sleep(60)
 
 job = JobDir(Path(sys.argv[1]), "7")
-agent.registry = lambda coordinator=True: {"wait": Work}
+agent.registry = lambda coordinator=True, federation="none": {"wait": Work}
 try:
     agent.run(agent.AgentContext(config=None, slurm=None, job=job, address="", cleanup=contextlib.ExitStack(),
                                  status=StatusFile(job.status_file, "7")), ["wait"])
@@ -162,7 +167,7 @@ class Wait:
             except Exception:
                 pass
 
-agent.registry = lambda coordinator=True: {"wait": Wait}
+agent.registry = lambda coordinator=True, federation="none": {"wait": Wait}
 agent.run(agent.AgentContext(config=None, slurm=None, job=None, address="", cleanup=contextlib.ExitStack()), ["wait"])
 """
 
@@ -206,7 +211,8 @@ def test_phases_hand_on_typed_results():
 def test_every_phase_with_a_result_type_declares_it():
     from ksi_multi.phases.results import RESULT_TYPES
 
-    for coordinator in (True, False):
-        for name, phase in agent.registry(coordinator).items():
-            expected = RESULT_TYPES[name].__name__ if name in RESULT_TYPES else "None"
-            assert phase.execute.__annotations__["return"] == expected, (name, coordinator)
+    for federation in ("none", "liqo"):
+        for coordinator in (True, False):
+            for name, phase in agent.registry(coordinator, federation).items():
+                expected = RESULT_TYPES[name].__name__ if name in RESULT_TYPES else "None"
+                assert phase.execute.__annotations__["return"] == expected, (name, coordinator, federation)

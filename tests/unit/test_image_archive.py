@@ -64,3 +64,24 @@ def test_same_input_same_image_id(tmp_path):
     ids = {archive.write(tmp_path / f"{i}.tar", "x/y:1", [archive.Layer(files={"/f": (f, 0o644)})],
                          archive.ImageConfig(cmd=["/f"])) for i in range(2)}
     assert len(ids) == 1
+
+
+def test_several_images_share_one_copy_of_the_layers(tmp_path):
+    f = tmp_path / "bin"
+    f.write_bytes(b"\x7fELF two tools")
+    out = tmp_path / "many.tar"
+    ids = archive.write_many(out, [archive.Layer(files={"/usr/bin/a": (f, 0o755), "/usr/bin/b": (f, 0o755)})],
+                             [("x/a:v1", archive.ImageConfig(entrypoint=["/usr/bin/a"])),
+                              ("x/b:v1", archive.ImageConfig(entrypoint=["/usr/bin/b"]))])
+    assert len(set(ids)) == 2
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+        manifest = json.load(tar.extractfile("manifest.json"))
+        entry = {tuple(m["RepoTags"]): json.load(tar.extractfile(m["Config"])) for m in manifest}
+        repos = json.load(tar.extractfile("repositories"))
+    assert entry[("x/a:v1",)]["config"]["Entrypoint"] == ["/usr/bin/a"]
+    assert entry[("x/b:v1",)]["config"]["Entrypoint"] == ["/usr/bin/b"]
+    assert manifest[0]["Layers"] == manifest[1]["Layers"]
+    assert sum(n.endswith("layer.tar") for n in names) == 1
+    assert set(repos) == {"x/a", "x/b"}
+    assert archive.read_manifest(out) == manifest

@@ -19,7 +19,7 @@ hostnames = st.from_regex(r"\A[a-z0-9][a-z0-9.-]{0,20}\Z")
 puts = st.fixed_dictionaries({
     "rank": st.one_of(st.integers(-2, SIZE + 2), st.booleans(), st.text(max_size=3), st.none()),
     "hostname": st.one_of(hostnames, st.text(max_size=30)),
-    "key": st.one_of(st.sampled_from(["member", "mesh", "lost", "node", "join"]), st.text(max_size=8)),
+    "key": st.one_of(st.sampled_from(["member", "mesh", "lost", "node", "join", "federated"]), st.text(max_size=8)),
     "value": st.one_of(
         st.fixed_dictionaries({"address": st.one_of(st.ip_addresses().map(str), st.text(max_size=20))}),
         st.fixed_dictionaries({}, optional={
@@ -41,7 +41,9 @@ def test_any_put_is_either_refused_or_safe_to_render(body):
         return
     rank, key, value = body["rank"], body["key"], body["value"]
     assert 0 <= rank < SIZE and not isinstance(rank, bool) and body["hostname"] == f"node{rank}"
-    assert key in ("member", "mesh", "lost", "node")
+    assert key in ("member", "mesh", "lost", "node", "federated")
+    if key == "federated":  # a barrier: nothing in it
+        assert value == {}
     if key == "mesh":
         assert set(value) <= {"mesh_key", "mesh_port"}
         mesh_key = value.get("mesh_key", "")
