@@ -137,3 +137,36 @@ def peerings(api_client) -> dict[str, dict[str, str]] | None:
     except Exception:  # the hub's API may be busy: the caller asks again
         return None
     return dict(peering(fc) for fc in found.get("items", []))
+
+
+NAMESPACE_OFFLOADINGS = ("offloading.liqo.io", "v1beta1", "namespaceoffloadings")
+
+
+def namespace_offloading(namespace: str) -> dict:
+    """What `liqoctl offload namespace NS --namespace-mapping-strategy EnforceSameName --pod-offloading-strategy
+    LocalAndRemote` creates: the namespace exists under the same name in every provider, pods run anywhere."""
+    return {"apiVersion": "/".join(NAMESPACE_OFFLOADINGS[:2]), "kind": "NamespaceOffloading",
+            "metadata": {"name": "offloading", "namespace": namespace},
+            "spec": {"namespaceMappingStrategy": "EnforceSameName", "podOffloadingStrategy": "LocalAndRemote",
+                     "clusterSelector": {"nodeSelectorTerms": []}}}
+
+
+def offload(api_client, namespace: str, timeout: float) -> None:
+    """Offload `namespace` of the hub to every provider; return once Liqo has made it there."""
+    import time
+
+    from kubernetes import client
+
+    group, version, plural = NAMESPACE_OFFLOADINGS
+    api = client.CustomObjectsApi(api_client)
+    api.create_namespaced_custom_object(group, version, namespace, plural, namespace_offloading(namespace))
+    deadline = time.monotonic() + timeout
+    phase = ""
+    while time.monotonic() < deadline:
+        found = api.get_namespaced_custom_object(group, version, namespace, plural, "offloading", _request_timeout=10)
+        phase = (found.get("status") or {}).get("offloadingPhase", "")
+        if phase == "Ready":
+            return
+        time.sleep(1)
+    raise KsiError(f"Liqo did not offload namespace {namespace} within {timeout:g} s (phase {phase or 'none'})",
+                   f"see `kubectl -n {namespace} get namespaceoffloading offloading -o yaml` in the hub")

@@ -6,13 +6,15 @@ Run as root:  python3 perf/bench_network.py [--seconds 5] [--links 1500,9000] [-
 In a fresh 4-host sandbox per link MTU (the sandbox network's MTU, 1500 first):
   * every route of `ksi-multi bench` for the default setup (its own table printed as it is);
   * pod<->pod across two nodes for each setup: at 1500 every mesh plugin (wireguard, wireguard-forwarded,
-    vxlan under pasta and slirp4netns; plain under pasta), and the default mesh with a smaller mesh_mtu; at the other link
-    MTUs the default mesh, vxlan and plain. Each setup is a 2-node job measured by `ksi-multi bench --job ID
+    vxlan under pasta and slirp4netns; plain under pasta), the default mesh with a smaller mesh_mtu, and
+    `federation: liqo` over the default mesh (the far pod offloaded from the hub); at the other link MTUs the
+    default mesh, vxlan and plain. Each setup is a 2-node job measured by `ksi-multi bench --job ID
     --only pod-pod` as the sandbox user: TCP 1 and 4 streams, UDP and request-response latency, against
     host<->host between the same two hosts in the same run; with the CPU time every component used;
   * at 1500, traffic between pods and the hosts outside the cluster (`--only pod-outside,outside-nodeport`)
     for `egress: proxy` and `egress: helper` under pasta and slirp4netns;
-  * startup for N = 1, 2, 4 (submit to Ready) with rank 0's phase breakdown.
+  * startup for N = 1, 2, 4 (submit to Ready) with rank 0's phase breakdown, and for a federated job of 3
+    (the hub and two providers: its cluster phase holds Liqo's install, its ready phase the peerings).
 Prints tables of ratios and writes <out>/network.json, network.png and egress.png.
 """
 
@@ -57,11 +59,17 @@ class Setup:
     backend: str
     mtu: int = 0  # mesh_mtu; 0: derived from the link
     link: int = 1500  # the sandbox network's MTU
+    federation: str = "none"  # liqo: a cluster per node, the pods of the far one offloaded from the hub
 
     @property
     def label(self) -> str:
-        return (f"{self.mesh}/{self.backend}" + (f" mtu {self.mtu}" if self.mtu else "")
-                + (f" link {self.link}" if self.link != 1500 else ""))
+        return (("liqo over " if self.federation == "liqo" else "") + f"{self.mesh}/{self.backend}"
+                + (f" mtu {self.mtu}" if self.mtu else "") + (f" link {self.link}" if self.link != 1500 else ""))
+
+    @property
+    def options(self) -> str:
+        return (f"--mesh {self.mesh} --net-backend {self.backend}" + (f" --mesh-mtu {self.mtu}" if self.mtu else "")
+                + (f" --federation {self.federation}" if self.federation != "none" else ""))
 
 
 def setups(links: list[int], quick: bool) -> list[Setup]:
@@ -69,7 +77,8 @@ def setups(links: list[int], quick: bool) -> list[Setup]:
     if not quick:
         out += [Setup("wireguard", "slirp4netns"), Setup("wireguard-forwarded", "pasta"),
                 Setup("wireguard-forwarded", "slirp4netns"), Setup("vxlan", "pasta"), Setup("vxlan", "slirp4netns"),
-                Setup("plain", "pasta"), Setup("wireguard", "pasta", mtu=1280)]
+                Setup("plain", "pasta"), Setup("wireguard", "pasta", mtu=1280),
+                Setup("wireguard", "pasta", federation="liqo")]
     for link in links[1:]:
         out += [Setup("wireguard", "pasta", link=link)] + ([] if quick else [Setup("vxlan", "pasta", link=link),
                                                                           Setup("plain", "pasta", link=link)])
@@ -115,8 +124,7 @@ def pod_mtu(box: Sandbox, job: str) -> int:
 
 def pod_to_pod(box: Sandbox, setup: Setup, seconds: int, every_route: bool) -> dict:
     """The setup's pod<->pod route (every_route: all of `ksi-multi bench`'s, its table printed as well)."""
-    options = f"--mesh {setup.mesh} --net-backend {setup.backend}" + (f" --mesh-mtu {setup.mtu}" if setup.mtu else "")
-    job, _, ready_s = submit(box, 2, options)
+    job, _, ready_s = submit(box, 2, setup.options)
     try:
         return bench(box, job, "" if every_route else "pod-pod", seconds) | {"mtu": pod_mtu(box, job), "link": setup.link,
                                                        "submit_to_ready": ready_s}
@@ -132,8 +140,8 @@ def egress(box: Sandbox, mode: str, backend: str, seconds: int) -> dict:
         finish(box, job)
 
 
-def startup(box: Sandbox, nodes: int) -> dict:
-    job, status, ready_s = submit(box, nodes, "")
+def startup(box: Sandbox, nodes: int, options: str = "") -> dict:
+    job, status, ready_s = submit(box, nodes, options)
     finish(box, job)
     return {"submit_to_ready": ready_s, "timings": status["timings"]}
 
@@ -156,7 +164,7 @@ HEAD = (f"{'TCP 1':>8}{'ratio':>7}{'TCP 4':>8}{'ratio':>7}{'UDP':>8}{'ratio':>7}
         f"{'p99 us':>8}{'+%':>7}")
 
 
-def report(pods: dict[str, dict], starts: dict[int, dict], seconds: int) -> list[str]:
+def report(pods: dict[str, dict], starts: dict[str, dict], seconds: int) -> list[str]:
     lines = [f"ksi-multi network benchmark ({os.cpu_count()} CPUs shared by all sandbox hosts; `ksi-multi bench`, "
              f"iperf3 {seconds} s); ratios to host<->host between the same hosts in the same run", ""]
     head = f"{'pod<->pod across nodes':<40}{'link':>6}{'MTU':>6}" + HEAD + "  host<->host TCP 1 / 4, p50"
@@ -173,10 +181,10 @@ def report(pods: dict[str, dict], starts: dict[int, dict], seconds: int) -> list
                      + ", ".join(f"{k} {v:.0f}" for k, v in top))
     if not starts:
         return lines
-    lines += ["", f"{'startup (s)':<16}" + "".join(f"{'N=' + str(n):>9}" for n in starts)]
+    lines += ["", f"{'startup (s)':<16}" + "".join(f"{n:>11}" for n in starts)]
     for phase in PHASES:
-        lines.append(f"{'  ' + phase:<16}" + "".join(f"{starts[n]['timings'].get(phase, 0):>9.1f}" for n in starts))
-    lines.append(f"{'  submit->Ready':<16}" + "".join(f"{starts[n]['submit_to_ready']:>9.1f}" for n in starts))
+        lines.append(f"{'  ' + phase:<16}" + "".join(f"{starts[n]['timings'].get(phase, 0):>11.1f}" for n in starts))
+    lines.append(f"{'  submit->Ready':<16}" + "".join(f"{starts[n]['submit_to_ready']:>11.1f}" for n in starts))
     return lines
 
 
@@ -192,7 +200,7 @@ def report_outside(rows: dict[str, dict]) -> list[str]:
     return lines
 
 
-def plot(pods: dict[str, dict], starts: dict[int, dict], path) -> None:
+def plot(pods: dict[str, dict], starts: dict[str, dict], path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,7 +227,7 @@ def plot(pods: dict[str, dict], starts: dict[int, dict], path) -> None:
     bottom = [0.0] * len(starts)
     for phase in PHASES:
         values = [starts[n]["timings"].get(phase, 0) for n in starts]
-        st.bar([f"N={n}" for n in starts], values, bottom=bottom, label=phase)
+        st.bar(list(starts), values, bottom=bottom, label=phase)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     st.set_ylabel("seconds (rank 0's phases)")
     st.set_title("startup")
@@ -264,9 +272,10 @@ def main() -> None:
     links = [1500] + [int(m) for m in args.links.split(",") if int(m) != 1500]
     parts = set(args.parts.split(","))
     plan = setups(links, args.quick) if "pods" in parts else []
-    ksi("image", "build", "--output", str(IMAGES))
+    ksi("image", "build", "--output", str(IMAGES), *(["--liqo"] if any(s.federation == "liqo" for s in plan)
+                                                      or "startup" in parts and not args.quick else []))
     pods: dict[str, dict] = {}
-    starts: dict[int, dict] = {}
+    starts: dict[str, dict] = {}
     outside: dict[str, dict] = {}
     for link in links:
         box = fresh_sandbox(box_name := run_name())
@@ -285,7 +294,9 @@ def main() -> None:
                     v = outside[f"egress {mode}/{backend}"]["routes"]["pod-outside"]["values"]
                     print(f"  egress {mode}/{backend}: {v['tcp_1']:.2f} Gbit/s out", flush=True)
             if link == links[0] and "startup" in parts:
-                starts = {n: startup(box, n) for n in ((1, 2) if args.quick else (1, 2, 4))}
+                starts = {f"N={n}": startup(box, n) for n in ((1, 2) if args.quick else (1, 2, 4))}
+                if not args.quick:  # a cluster per node, peered: the hub and two providers
+                    starts["liqo N=3"] = startup(box, 3, "--federation liqo")
         finally:
             if not (args.keep and link == links[-1]):
                 ksi("sandbox", "down", "--name", box_name)

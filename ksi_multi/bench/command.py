@@ -42,11 +42,9 @@ def host_iperf3(image_dir: Path) -> Path:
     return path
 
 
-def job_image_dir(job: JobDir, cfg: Config) -> Path:
-    """The images the job itself started from (its config.yaml), else the configured ones."""
-    if not job.config_file.is_file():
-        return cfg.image_dir.expanduser()
-    return configuration.load(job.config_file, env={}).image_dir.expanduser()
+def job_config(job: JobDir, cfg: Config) -> Config:
+    """The configuration the job itself started with (its config.yaml), else the one given."""
+    return configuration.load(job.config_file, env={}) if job.config_file.is_file() else cfg
 
 
 def bench(cfg: Config, job_id: str | None, options: Options, compare: Path | None, out_dir: Path | None,
@@ -55,14 +53,16 @@ def bench(cfg: Config, job_id: str | None, options: Options, compare: Path | Non
     job = status_mod.find_job(cfg.jobs_path(), job_id)
     earlier = report.load(compare) if compare else None
     nodes = ready_nodes(job.job_id, status_mod.read(job))
-    image_dir = (image_dir or job_image_dir(job, cfg)).expanduser()
+    started_with = job_config(job, cfg)
+    image_dir = (image_dir or started_with.image_dir).expanduser()
     iperf3 = host_iperf3(image_dir)
     toolbox = ((index.read(image_dir) or {}).get("toolbox") or {}).get("tag", TOOLBOX_TAG)
     out = Path(out_dir).expanduser() if out_dir else job.path
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logs = Path(tempfile.mkdtemp(prefix=f"bench-{stamp}-logs-", dir=out))  # 0700, never an existing one
-    run = Bench(job.job_id, nodes, job.kubeconfig_file, iperf3, toolbox, logs, options, echo)
+    run = Bench(job.job_id, nodes, job.kubeconfig_file, iperf3, toolbox, logs, options, echo,
+                federated=started_with.federation == "liqo")
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         result = run.run()

@@ -43,14 +43,14 @@ class Target:
 
 class Bench:
     def __init__(self, job_id: str, nodes: list[dict], kubeconfig: Path, iperf3: Path, image: str, logs: Path,
-                 options: Options, echo: Callable[[str], None]) -> None:
+                 options: Options, echo: Callable[[str], None], federated: bool = False) -> None:
         self.job_id, self.options, self.echo = job_id, options, echo
         self.addresses = {n["name"]: n["host"] for n in nodes}
         names = list(self.addresses)
         self.a, self.b = names[0], names[1 if len(names) > 1 else 0]
         self.iperf3 = str(iperf3)
         self.hosts = JobHosts(job_id, logs)
-        self.pods = BenchPods(kubeconfig, image)
+        self.pods = BenchPods(kubeconfig, image, federated)
         self.probe = resource("bench/probe.py").read_text()
         self.targets: dict[str, Target] = {}
 

@@ -9,20 +9,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ksi_multi import federation
 from ksi_multi.errors import KsiError
 
 IPERF_PORT = 5201
 PROBE_PORT = 5301
+OFFLOAD_TIMEOUT = 120.0
 SERVER_COMMAND = f'iperf3 -s -p {IPERF_PORT} & exec python3 -c "$PROBE" serve 0.0.0.0 {PROBE_PORT} 86400'
 
 
 class BenchPods:
-    def __init__(self, kubeconfig: Path, image: str) -> None:
+    def __init__(self, kubeconfig: Path, image: str, federated: bool = False) -> None:
         from kubernetes import client, config
 
-        api_client = config.new_client_from_config(str(kubeconfig))
-        self.core = client.CoreV1Api(api_client)
+        self.api_client = config.new_client_from_config(str(kubeconfig))
+        self.core = client.CoreV1Api(self.api_client)
         self.image = image
+        self.federated = federated  # federation: liqo: the other nodes are virtual nodes of the hub
         self.namespace = f"ksi-bench-{secrets.token_hex(3)}"
 
     def _pod(self, name: str, node: str, command: list[str], labels: dict[str, str], env: dict[str, str]) -> dict:
@@ -35,6 +38,8 @@ class BenchPods:
     def create(self, a: str, b: str, probe: str) -> None:
         """Servers on a (same-node pair) and b (across nodes, and behind the Services), the client on a."""
         self.core.create_namespace({"metadata": {"name": self.namespace, "labels": {"app": "ksi-bench"}}})
+        if self.federated:
+            federation.offload(self.api_client, self.namespace, OFFLOAD_TIMEOUT)
         for name, node in (("server-a", a), ("server-b", b)):
             self.core.create_namespaced_pod(self.namespace, self._pod(
                 name, node, ["sh", "-c", SERVER_COMMAND], {"app": "ksi-bench", "role": name}, {"PROBE": probe}))

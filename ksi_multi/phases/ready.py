@@ -13,11 +13,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("ksi_multi.agent")
 
 
-def kube_api(ctx):
-    """The Kubernetes API as the user sees it: through the job's kubeconfig, TLS verified."""
+def kube_api(ctx, kubeconfig=None):
+    """The Kubernetes API as the user sees it: through the job's kubeconfig (or `kubeconfig`), TLS verified."""
     from kubernetes import client, config
 
-    return client.CoreV1Api(config.new_client_from_config(str(ctx.job.kubeconfig_file)))
+    return client.CoreV1Api(config.new_client_from_config(str(kubeconfig or ctx.job.kubeconfig_file)))
 
 
 def ready_nodes(api) -> set[str] | None:

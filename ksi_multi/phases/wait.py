@@ -8,6 +8,7 @@ from ksi_multi import federation, node
 from ksi_multi.errors import KsiError
 from ksi_multi.loss import LossTracker, with_out_of_service
 from ksi_multi.nodeports import NodePortFollower
+from ksi_multi.phases.federated import kubeconfig_path
 from ksi_multi.phases.ready import kube_api, ready_nodes
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ class WaitPhase:
         log.info("wait: cluster up; holding it until the job ends (scancel, time limit, ksi-multi down)")
         up, mesh = ctx.results.node_up, ctx.results.mesh_up.mesh
         watch = _Coordinator(ctx, ctx.results.joined.store, mesh) if ctx.slurm.is_coordinator else None
-        follower = NodePortFollower(lambda: kube_api(ctx), up.proxy.forward, ctx.slurm.hostname).start()
+        # A host serves the NodePorts of the cluster its node is in: federated, its own cluster's.
+        own = kubeconfig_path(ctx, ctx.slurm.hostname) if ctx.config.federation == "liqo" else None
+        follower = NodePortFollower(lambda: kube_api(ctx, own), up.proxy.forward, ctx.slurm.hostname).start()
         ctx.on_teardown("stop following NodePorts", follower.stop)
         reported: dict = {}
         while True:

@@ -109,6 +109,22 @@ def test_offloaded_work_runs_on_every_cluster_and_is_reached_from_the_hub(cluste
     assert kubectl(cluster, status, f"-n work exec {remote} -- cat /etc/hostname").stdout.strip() == remote
 
 
+def test_bench_measures_pods_across_clusters_against_the_hosts(cluster, federated):
+    """`ksi-multi bench` on a federated job: its pods in an offloaded namespace, the server on a provider."""
+    job, status = federated
+    out = "/home/ksiuser/bench-liqo"
+    cluster.sh(f"ksi-multi bench --job {job} --seconds 1 --round-trips 100 --only pod-pod,pod-service --out {out}",
+               timeout=600)
+    result = json.loads(cluster.sh(f"cat {out}/*.json").stdout)
+    routes = {r["key"]: r for r in result["routes"]}
+    assert list(routes) == ["host-host", "pod-pod", "pod-service"], list(routes)
+    assert {k: r["errors"] for k, r in routes.items() if r["errors"]} == {}
+    for key in ("pod-pod", "pod-service"):
+        assert routes[key]["values"]["tcp_1"] > 0 and routes[key]["ratios"]["tcp_1"] > 0, routes[key]
+    assert cluster.sh(f"kubectl --kubeconfig {status['kubeconfig']} get namespaces -l app=ksi-bench -o name "
+                      "--field-selector status.phase=Active").stdout.strip() == ""
+
+
 def test_a_lost_provider_shows_and_the_hub_serves_on(cluster, federated):
     job, status = federated
     podman_env = (f"XDG_RUNTIME_DIR=/tmp/ksi-1500-{job} XDG_DATA_HOME=/tmp/ksi-multi-1500/{job}/podman/data "

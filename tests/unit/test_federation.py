@@ -91,3 +91,11 @@ def test_a_peering_is_ready_only_when_every_condition_of_its_enabled_modules_is(
     fc["status"]["modules"]["offloading"]["conditions"][0]["status"] = "NotReady"
     assert federation.peering(fc)[1]["state"] == "OffloadingVirtualNodeStatus: NotReady"
     assert federation.peering({"metadata": {"name": "x"}}) == ("x", {"state": "pending", "role": "Unknown"})
+
+
+def test_the_bench_offloads_its_namespace_as_liqoctl_offload_namespace_does():
+    nso = federation.namespace_offloading("ksi-bench-abc")
+    assert nso["apiVersion"] == "offloading.liqo.io/v1beta1" and nso["kind"] == "NamespaceOffloading"
+    assert nso["metadata"] == {"name": "offloading", "namespace": "ksi-bench-abc"}
+    assert nso["spec"]["namespaceMappingStrategy"] == "EnforceSameName"
+    assert nso["spec"]["podOffloadingStrategy"] == "LocalAndRemote"
