@@ -263,6 +263,9 @@ def main() -> None:
     parser.add_argument("--links", default="1500,9000", help="sandbox network MTUs, comma-separated; 1500 first")
     parser.add_argument("--quick", action="store_true", help="only the default mesh under pasta; N=1 and 2")
     parser.add_argument("--keep", action="store_true", help="leave the (last) sandbox up")
+    parser.add_argument("--setups", default="", metavar="LABELS",
+                        help="only these pod<->pod setups, by label, comma-separated (e.g. 'wireguard/pasta,liqo over "
+                             "wireguard/pasta'); the first is measured on every route")
     parser.add_argument("--egress", default=",".join(f"{m}/{b}" for m, b in EGRESS),
                         help="egress setups (mode/backend) for the outside part")
     parser.add_argument("--parts", default="pods,outside,startup",
@@ -272,6 +275,12 @@ def main() -> None:
     links = [1500] + [int(m) for m in args.links.split(",") if int(m) != 1500]
     parts = set(args.parts.split(","))
     plan = setups(links, args.quick) if "pods" in parts else []
+    if args.setups:
+        wanted = [w.strip() for w in args.setups.split(",")]
+        unknown = set(wanted) - {s.label for s in plan}
+        if unknown:
+            raise SystemExit(f"unknown setups {sorted(unknown)}; known: {', '.join(s.label for s in plan)}")
+        plan = [s for s in plan if s.label in wanted]
     ksi("image", "build", "--output", str(IMAGES), *(["--liqo"] if any(s.federation == "liqo" for s in plan)
                                                       or "startup" in parts and not args.quick else []))
     pods: dict[str, dict] = {}
