@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
@@ -24,3 +25,15 @@ def building(entry: Path, echo: Callable[[str], None] = print) -> Iterator[None]
         yield
     finally:
         os.close(fd)
+
+
+def publish(partial: Path, out: Path, produced: Path, names: Iterable[str], what: str, see: str) -> None:
+    """A finished build in `partial` becomes the cache entry `out`, once each of `names` is in `produced`."""
+    from ksi_multi.errors import KsiError
+
+    missing = [name for name in names if not (produced / name).is_file()]
+    if missing:
+        raise KsiError(f"the {what} build produced no {', '.join(missing)}", f"see {see}")
+    (partial / ".complete").write_text("")
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)

@@ -90,10 +90,5 @@ def _build(series: str, exact: str, out: Path, cache_root: Path, echo: Callable[
         extra_env={"K8S_SERIES": series, "K8S_VERSION": exact, "OUT": str(partial / "bin"),
                    "KSI_GO_CACHE": str(golang.cache(cache_root))},
         fix="check that the Go module proxy is reachable (go env GOPROXY)")
-    missing = [b for b in BINARIES if not (partial / "bin" / b).exists()]
-    if missing:
-        raise KsiError(f"the Kubernetes build produced no {', '.join(missing)}", f"see {partial}/logs")
-    (partial / ".complete").write_text("")
-    shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
+    cachelock.publish(partial, out, partial / "bin", BINARIES, "Kubernetes", f"{partial}/logs")
     echo(f"Kubernetes binaries ready in {time.monotonic() - started:.0f} s")

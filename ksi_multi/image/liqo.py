@@ -95,12 +95,7 @@ def _build(out: Path, cache_root: Path, echo: Callable[[str], None]) -> None:
     run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(partial / "bin") + "/",
          *(f"{MODULE}/cmd/{name}" for name in BINARIES)],
         cwd=partial / "module", timeout=3600, extra_env=env, fix=FIX)
-    missing = [b for b in BINARIES if not (partial / "bin" / b).is_file()]
-    if missing:
-        raise KsiError(f"the Liqo build produced no {', '.join(missing)}", f"see {partial}")
-    (partial / ".complete").write_text("")
-    shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
+    cachelock.publish(partial, out, partial / "bin", BINARIES, "Liqo", str(partial))
     echo(f"Liqo binaries ready in {time.monotonic() - started:.0f} s")
 
 

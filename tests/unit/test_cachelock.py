@@ -32,3 +32,20 @@ def test_an_uncontended_entry_says_nothing(tmp_path):
     with cachelock.building(tmp_path / "x", echo=said.append):
         pass
     assert said == []
+
+
+def test_a_build_becomes_the_cache_entry_only_with_everything_it_must_produce(tmp_path):
+    import pytest
+
+    from ksi_multi.errors import KsiError
+
+    out, partial = tmp_path / "v1-abc", tmp_path / "v1-abc.partial"
+    (partial / "bin").mkdir(parents=True)
+    (partial / "bin" / "liqoctl").write_text("")
+    with pytest.raises(KsiError, match="the Liqo build produced no webhook"):
+        cachelock.publish(partial, out, partial / "bin", ["liqoctl", "webhook"], "Liqo", str(partial))
+    assert not out.exists() and not (partial / ".complete").exists()
+    (partial / "bin" / "webhook").write_text("")
+    out.mkdir()  # an older, incomplete entry is replaced
+    cachelock.publish(partial, out, partial / "bin", ["liqoctl", "webhook"], "Liqo", str(partial))
+    assert (out / ".complete").exists() and (out / "bin" / "webhook").exists() and not partial.exists()
