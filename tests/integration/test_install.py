@@ -55,6 +55,7 @@ def test_installed_wheel_builds_the_images_outside_the_checkout(installed, image
         f"  node        {index['node']['tag']}  {index['node']['id']}",
         f"  toolbox     {index['toolbox']['tag']}  {index['toolbox']['id']}",
         *[f"  {name:<10}  {w['tag']}  {w['id']}  {w['archive']}" for name, w in sorted(index["workloads"].items())],
+        f"  liqo        {index['liqo']['version']}  {index['liqo']['archive']}  {index['liqo']['liqoctl']}",
         f"  iperf3      {index['helpers']['iperf3']['file']}  sha256:{index['helpers']['iperf3']['sha256']}",
         f"  ksi-proxy   {index['helpers']['ksi-proxy']['file']}  sha256:{index['helpers']['ksi-proxy']['sha256']}",
         f"  ksi-wg      {index['helpers']['ksi-wg']['file']}  sha256:{index['helpers']['ksi-wg']['sha256']}",
