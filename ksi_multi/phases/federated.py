@@ -41,10 +41,11 @@ def kubeconfig_path(ctx: AgentContext, host: str) -> Path:
 
 
 def liqoctl_env(ctx: AgentContext) -> dict[str, str]:
-    """liqoctl's Helm state in the job's scratch on this host, not in a home directory every node shares."""
-    helm = job_host(ctx.config, ctx.slurm.job_id).scratch / "helm"
-    return {"HELM_CACHE_HOME": str(helm / "cache"), "HELM_CONFIG_HOME": str(helm / "config"),
-            "HELM_DATA_HOME": str(helm / "data")}
+    """liqoctl's Helm state and API discovery cache in the job's scratch on this host, not in a home directory
+    every node shares (and that outlives the job)."""
+    state = job_host(ctx.config, ctx.slurm.job_id).scratch / "liqoctl"
+    return {"HELM_CACHE_HOME": str(state / "helm-cache"), "HELM_CONFIG_HOME": str(state / "helm-config"),
+            "HELM_DATA_HOME": str(state / "helm-data"), "KUBECACHEDIR": str(state / "kube-cache")}
 
 
 class OwnClusterPhase:
