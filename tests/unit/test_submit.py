@@ -47,3 +47,20 @@ def test_every_passed_setting_reads_back_as_the_same_config(tmp_path, monkeypatc
     flags = {args[i].removeprefix("--").replace("-", "_"): args[i + 1] for i in range(0, len(args), 2)}
     assert flags["images"] == "/shared/a.tar,/shared/imgs"
     assert config.load(env={}, flags=flags) == cfg
+
+
+def test_submit_refuses_federation_liqo_without_a_liqo_build_before_sbatch(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from ksi_multi.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "images.json").write_text(json.dumps({"node": {"tag": "x", "archive": "node.tar"}}))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch: reaching it would be a different error
+    result = CliRunner().invoke(main, ["submit", "-N", "3", "--federation", "liqo", "--image-dir", str(images)])
+    assert result.exit_code != 0
+    assert "has no Liqo build" in result.output and "ksi-multi image build --liqo" in result.output, result.output
