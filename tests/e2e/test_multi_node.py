@@ -203,8 +203,12 @@ def test_dask_kubecluster_through_the_operator_from_the_login_host(cluster, job)
         env = f"KUBECONFIG={cluster.status(job)['kubeconfig']}"
         run = cluster.sh(f"{env} python3 {script} --workers {NODES} --json", timeout=600, check=False)
         if run.returncode != 0:  # the operator's side of it, for a failure that is not the client's
-            operator = cluster.sh(f"{kubectl} -n dask-operator logs deploy/dask-operator --tail=40", check=False)
-            raise AssertionError(f"{run.stderr[-1500:]}\noperator log:\n{operator.stdout}{operator.stderr}")
+            operator = cluster.sh(f"{kubectl} -n dask-operator logs deploy/dask-operator --tail=400 | grep -v "
+                                  "-e daskcluster_autoshutdown -e /healthz -e \"Activity 'now'\" | tail -n 60",
+                                  check=False)
+            resource = cluster.sh(f"{kubectl} get daskclusters -A -o yaml", check=False)
+            raise AssertionError(f"{run.stderr[-1500:]}\noperator log (without its timers and probes):\n"
+                                 f"{operator.stdout}{operator.stderr}\nDaskCluster:\n{resource.stdout[-3000:]}")
         report = json.loads(run.stdout.strip().splitlines()[-1])
         assert report["correct"] and report["groups"] == 1000 and report["workers"] == NODES, report
         busy = {node for node, count in report["tasks_per_node"].items() if count > 0}
