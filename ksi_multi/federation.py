@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from ksi_multi.image import index as image_index
 from ksi_multi.ranges import POD_PREFIX, Ranges
 
 SERVICE_PREFIX = 24  # each cluster's Service range
-LIQO_NAMESPACE = "liqo"
 BUILD_FIX = "build it once: ksi-multi image build --liqo (next to the node image, in image_dir)"
 
 
@@ -153,8 +153,6 @@ def namespace_offloading(namespace: str) -> dict:
 
 def offload(api_client, namespace: str, timeout: float) -> None:
     """Offload `namespace` of the hub to every provider; return once Liqo has made it there."""
-    import time
-
     from kubernetes import client
 
     group, version, plural = NAMESPACE_OFFLOADINGS

@@ -47,10 +47,6 @@ class LiqoBuild:
     images: dict[str, str]  # component -> tag
     image_ids: tuple[str, ...]  # in the order of `images`
 
-    def helm_values(self) -> dict[str, str]:
-        """`--set` values that point the chart at these images."""
-        return {f"{key}.image.name": f"{REPOSITORY}/{name}" for name, key in COMPONENTS.items()}
-
 
 def version() -> str:
     """The Liqo version the wrapper module pins."""
