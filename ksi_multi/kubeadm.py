@@ -54,9 +54,24 @@ class ClusterPlan:
         return f"https://{self.host_address}:{self.api_server_port}"
 
 
+PATCHES_DIR = "/ksi/kubeadm-patches"
+# kubeadm's patch files (target+patchtype.yaml): CoreDNS probed for readiness every second, not every 10 s, so
+# that the cluster is found ready as soon as DNS answers
+PATCHES = {"corednsdeployment+strategic.yaml": """\
+spec:
+  template:
+    spec:
+      containers:
+      - name: coredns
+        readinessProbe:
+          periodSeconds: 1
+"""}
+
+
 def init_config(plan: ClusterPlan) -> str:
     return render(
         "kubeadm.yaml.j2", job_id=plan.job_id, token=plan.token, node_ip=plan.node_ip, node_name=plan.node_name,
+        patches_dir=PATCHES_DIR,
         kubernetes_version=plan.kubernetes_version, api_port_in_node=API_PORT_IN_NODE, sans=plan.sans,
         feature_gates=FEATURE_GATES, pod_subnet=plan.ranges.pods, service_subnet=plan.ranges.services)
 

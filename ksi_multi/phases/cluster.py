@@ -37,7 +37,7 @@ def _write(up: NodeUp, path: str, text: str, secrets=()) -> None:
 
 
 def init_cluster(ctx: AgentContext, up: NodeUp, ranges: Ranges) -> kubeadm.ClusterPlan:
-    """kubeadm init on this node (rootless settings), the default storage class, no control-plane taint."""
+    """kubeadm init on this node (rootless settings, no control-plane taint), the default storage class."""
     _pod_network(ctx, up)
     home, node = up.home, up.spec
     version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
@@ -45,14 +45,13 @@ def init_cluster(ctx: AgentContext, up: NodeUp, ranges: Ranges) -> kubeadm.Clust
                                node_ip=ctx.results.mesh_up.node_ip, host_address=ctx.address,
                                api_server_port=up.spec.api_port, token=kubeadm.bootstrap_token(), ranges=ranges)
     _write(up, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
+    for name, text in kubeadm.PATCHES.items():
+        _write(up, f"{kubeadm.PATCHES_DIR}/{name}", text)
     started = time.monotonic()
     home.podman("exec", node.name, "kubeadm", "init", "--config", "/ksi/kubeadm.yaml", "--skip-token-print",
                 "--skip-phases=preflight", timeout=600, secrets=[plan.token], fix=KUBELET_HINT)
     log.info("cluster: kubeadm init done in %.1f s", time.monotonic() - started)
-    kubectl = ["exec", "-i", node.name, "kubectl", *ADMIN]
-    home.podman(*kubectl, "apply", "-f", "-", input=kubeadm.STORAGE_CLASS)
-    # Every node of the allocation runs work: the control plane is light next to a Spark or Dask job.
-    home.podman(*kubectl, "taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-")
+    home.podman("exec", "-i", node.name, "kubectl", *ADMIN, "apply", "-f", "-", input=kubeadm.STORAGE_CLASS)
     return plan
 
 
