@@ -42,6 +42,8 @@ class AgentContext:
     abort_reason: str = ""  # why the job was aborted elsewhere, once it was
     results: Results = field(default_factory=Results)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds, in order
+    # False when the job ends before the cluster phase (--until mesh): the node then runs no Kubernetes parts
+    kubernetes: bool = True
 
     def on_teardown(self, what: str, fn: Callable[[], Any]) -> None:
         """Register a teardown step; steps run in reverse order and one failing does not stop the rest."""

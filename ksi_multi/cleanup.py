@@ -157,3 +157,22 @@ def watch(cfg: Config, job_id: str, agent_pid: int, poll: float = 0.5) -> list[s
     while left := _agent_of(job_id):  # a killed agent's process may take a moment to be gone from the table
         psutil.wait_procs([left], timeout=poll)
     return clean(cfg, job_id)
+
+
+def clean_cache(cfg: Config) -> tuple[list[str], list[str]]:
+    """Empty this host's node image cache: (the images removed, those kept because a running job uses them)."""
+    from ksi_multi.imagecache import ImageCache
+    from ksi_multi.podman import PodmanHome
+
+    cache = ImageCache.of(cfg.image_cache_dir, cfg.image_cache, scratch.base_dir(cfg.scratch))
+    if not cache.root.is_dir():
+        return [], []
+    # podman unshare needs a runtime directory of its own (not a job's): its pause process ends here too
+    runtime = scratch.runtime_dir("cache")
+    scratch.ensure_private(runtime.parent, runtime)
+    home = PodmanHome(runtime / "podman", runtime=runtime / "run")
+    try:
+        return cache.clear(home)
+    finally:
+        home.remove()
+        shutil.rmtree(runtime, ignore_errors=True)

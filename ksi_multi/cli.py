@@ -109,7 +109,7 @@ def agent(until: str | None, **kwargs) -> None:
         job.prepare()
     ctx = agent_mod.AgentContext(
         config=cfg, slurm=ctx_slurm, job=job, address=slurm.host_address(ctx_slurm.hostname),
-        cleanup=contextlib.ExitStack(),
+        cleanup=contextlib.ExitStack(), kubernetes="cluster" in phases,
         status=StatusFile(job.status_file, ctx_slurm.job_id) if ctx_slurm.is_coordinator else None)
     log.info("agent %s: job %s, rank %d of %d, address %s, phases %s", __version__, ctx_slurm.job_id,
              ctx_slurm.rank, ctx_slurm.node_count, ctx.address, " > ".join(phases))
@@ -418,16 +418,25 @@ def reap(job_id: str, agent_pid: int, **kwargs) -> None:
 
 @main.command()
 @click.option("--job", "job_id", default=None, help="job id (default: $SLURM_JOB_ID)")
+@click.option("--cache", "cache", is_flag=True,
+              help="empty this host's node image cache instead (images no running job of yours uses)")
 @config_options
 @friendly_errors
-def cleanup(job_id: str | None, **kwargs) -> None:
-    """Remove what a job's agent left on this host (it was killed before its teardown)."""
+def cleanup(job_id: str | None, cache: bool, **kwargs) -> None:
+    """Remove what a job's agent left on this host (it was killed before its teardown); with --cache, the node
+    images kept on this host between your jobs (on every host of an allocation: srun ksi-multi cleanup --cache)."""
     from ksi_multi import cleanup as cleanup_mod
 
     cfg = load_config(kwargs)
+    host = os.uname().nodename
+    if cache:
+        removed, busy = cleanup_mod.clean_cache(cfg)
+        click.echo(f"{host}: image cache: removed {len(removed)} image(s)"
+                   + (f"; {len(busy)} kept, in use by a running job" if busy else ""))
+        if not job_id:
+            return
     job_id = this_job(job_id)
     found = cleanup_mod.clean(cfg, job_id)
-    host = os.uname().nodename
     if found:
         click.echo(f"{host}: job {job_id}: removed {len(found)} leftover(s): {'; '.join(found)}")
     else:

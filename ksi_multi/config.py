@@ -51,6 +51,10 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _not_negative(value: int) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
 def _absolute(value: Path | None) -> str | None:
     return None if value is None or value.is_absolute() else "must be an absolute path"
 
@@ -109,6 +113,12 @@ class Config:
         None, "node image; empty: the one `ksi-multi image build` wrote to image_dir"))
     image_dir: Path = field(default=Path("~/.ksi-multi/images"), metadata=_key(
         None, "image archives on shared storage, loaded on every node"))
+    image_cache: int = field(default=2, metadata=_key(
+        _not_negative, "node images kept on each host's scratch between your jobs (loaded once, not per job); the "
+        "least recently used go first; 0: none, every job loads its own copy"))
+    image_cache_dir: Path | None = field(default=None, metadata=_key(
+        _absolute, "where the node image cache lives (default: <scratch>/ksi-multi-<uid>/image-cache, on each "
+        "host); a directory every host of yours sees gives all of them one copy, if overlayfs can read it"))
     images: tuple[Path, ...] = field(default=(), metadata=_key(
         _all_absolute, "image archives (docker-archive or OCI archive files, or directories of them) on shared "
         "storage that every node imports at boot, before the job is ready; a list, or comma-separated"))

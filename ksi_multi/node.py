@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ksi_multi.errors import KsiError
 from ksi_multi.image import index as images
+from ksi_multi.imagecache import ImageCache
 from ksi_multi.podman import PodmanHome
 from ksi_multi.ranges import Ranges
 from ksi_multi.run import CommandError
@@ -16,6 +17,8 @@ from ksi_multi.run import CommandError
 log = logging.getLogger("ksi_multi.agent")
 
 API_PORT_IN_NODE = 6443
+# What a node that runs no Kubernetes (a job --until mesh) leaves out: containerd, the kubelet, the image import.
+KUBERNETES_UNITS = ("containerd.service", "kubelet.service", "ksi-images.service")
 
 
 def container_name(job_id: str, hostname: str) -> str:
@@ -32,6 +35,7 @@ class NodeSpec:
     api_port: int | None = None  # host port forwarded to the API server (rank 0 only)
     mesh_port: int | None = None
     subnet: str = Ranges().node  # node_subnet
+    masked: tuple[str, ...] = ()  # systemd units the node does not start
 
     @property
     def name(self) -> str:
@@ -64,25 +68,33 @@ class NodeSpec:
                 "--label", f"ksi-multi.job={self.job_id}",
                 "--privileged", "--cgroupns=private", "--systemd=false", "--env", "container=podman",
                 "--tmpfs", "/tmp", "--tmpfs", "/run", "--volume", f"{self.volume}:/var/lib/containerd",
-                "--network", self.network(), *self.publish(), self.image, "/sbin/init"]
+                "--network", self.network(), *self.publish(), self.image, "/sbin/init",
+                # systemd in a container reads its arguments as a kernel command line
+                *(f"systemd.mask={unit}" for unit in self.masked)]
 
 
-def ensure_image(home: PodmanHome, image: str, image_dir: Path) -> str:
-    """Make `image` (or the node image built into image_dir) present in the job's store; return its name."""
+def ensure_image(home: PodmanHome, image: str, image_dir: Path, cache: ImageCache | None = None) -> str:
+    """Make `image` (or the node image built into image_dir) available to the job's store; return its name.
+    The built image comes from this host's image cache when there is one (loaded there on first use)."""
     index = image_dir / images.INDEX
     built = images.read(image_dir)
     wanted = image or (built["node"]["tag"] if built else "")
     if not wanted:
         raise KsiError(f"no node image: {index} does not exist and no image is configured",
                        "build one (ksi-multi image build) or set image / image_dir")
-    if home.podman("image", "exists", wanted, check=False).returncode == 0:
-        return wanted
     if built and built["node"]["tag"] == wanted:
         archive = image_dir / built["node"]["archive"]
+        if cache is not None:
+            home.read_images_from(cache.provide(home, archive, wanted, built["node"].get("id", "")))
+            return wanted
+        if home.podman("image", "exists", wanted, check=False).returncode == 0:
+            return wanted
         started = time.monotonic()
         home.podman("load", "--quiet", "--input", str(archive), timeout=900,
                     fix=f"check {archive} (rebuild it with ksi-multi image build)")
         log.info("node: loaded %s from %s in %.1f s", wanted, archive, time.monotonic() - started)
+        return wanted
+    if home.podman("image", "exists", wanted, check=False).returncode == 0:
         return wanted
     try:
         home.podman("pull", "--quiet", wanted, timeout=900)
@@ -102,8 +114,9 @@ def state(home: PodmanHome, name: str) -> str:
     return home.podman("container", "inspect", "--format", "{{.State.Status}}", name, check=False).stdout.strip()
 
 
-def wait_booted(home: PodmanHome, name: str, timeout: float) -> dict[str, float]:
-    """Wait for systemd, containerd and the preloaded images; return when each was ready (seconds)."""
+def wait_booted(home: PodmanHome, name: str, timeout: float, kubernetes: bool = True) -> dict[str, float]:
+    """Wait for systemd, containerd and the preloaded images (only systemd for a node without Kubernetes);
+    return when each was ready (seconds)."""
     started = time.monotonic()
     marks: dict[str, float] = {}
     checks = [("systemd", ["systemctl", "is-system-running"], ("running", "degraded")),
@@ -111,6 +124,8 @@ def wait_booted(home: PodmanHome, name: str, timeout: float) -> dict[str, float]
               # our images import the preloaded images at boot; other kind-compatible images have them already
               ("images", ["sh", "-c", "systemctl cat ksi-images.service >/dev/null 2>&1 || exit 0; "
                                       "systemctl is-active --quiet ksi-images.service"], None)]
+    if not kubernetes:
+        checks = checks[:1]
     for what, cmd, accept in checks:
         while True:
             now = state(home, name)

@@ -30,6 +30,18 @@ class PodmanHome:
                 "XDG_DATA_HOME": str(self.base / "data"), "TMPDIR": str(self.base),
                 "PODMAN_IGNORE_CGROUPSV1_WARNING": "1"}
 
+    @property
+    def graphroot(self) -> Path:
+        return self.base / "data" / "containers" / "storage"
+
+    def read_images_from(self, store: Path) -> None:
+        """Let this store use the images of `store` (read-only, nothing copied) beside its own."""
+        from ksi_multi.imagecache import storage_conf
+
+        conf = self.base / "config" / "containers" / "storage.conf"
+        conf.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        conf.write_text(storage_conf(self.graphroot, self.runtime / "containers", store))
+
     def podman(self, *args: str, timeout: float = 120, **kwargs):
         return run(["podman", *args], timeout=timeout, extra_env=self.env(), **kwargs)
 

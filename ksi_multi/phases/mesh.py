@@ -4,6 +4,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+import psutil
+
 import netplugins
 from ksi_multi import ports
 from ksi_multi.doctor import path_mtu
@@ -46,21 +48,32 @@ class MeshPhase:
         cfg = ctx.config
         up = ctx.results.node_up
         mesh = netplugins.load(cfg.mesh, node_access(ctx, up))
+        marks = [time.monotonic()]
         members = self._exchange(ctx, mesh.prepare(), up.spec.mesh_port or 0)
+        marks.append(time.monotonic())
         try:
             plan = mesh.plan(members, path_mtu=path_mtu(ctx.address), mtu=cfg.mesh_mtu or None,
                              mesh_cidr=cfg.mesh_subnet, pod_subnet=cfg.pod_subnet)
         except ValueError as exc:
             raise KsiError(f"mesh: {exc}", "see docs/usage.md (mesh) for the limits of the plan") from None
         node = plan[ctx.slurm.rank]
+        marks.append(time.monotonic())
         ctx.on_teardown("stop the mesh", mesh.down)
         mesh.up(node)
+        marks.append(time.monotonic())
         mesh.wait(node, cfg.rendezvous_timeout)
+        marks.append(time.monotonic())
+        steps = {name: marks[i + 1] - marks[i] for i, name in enumerate(("exchange", "plan", "up", "reach"))}
         if ctx.status:
             ctx.status.set_node_fields({plan[r].name: {"mesh_ip": plan[r].mesh_ip, "mesh_port": plan[r].listen_port}
                                         for r in plan})
-        log.info("mesh: %s %s (MTU %d), reaches %s", mesh.name, node.mesh_ip, node.mtu,
-                 ", ".join(p.name for p in node.peers))
+            ctx.status.update(mesh_steps={k: round(v, 3) for k, v in steps.items()},
+                              agent_rss_mb=round(psutil.Process().memory_info().rss / 2**20, 1))
+        reached = mesh.peers()
+        log.info("mesh: %s %s (MTU %d), reaches %d peer(s) (%s): %s", mesh.name, node.mesh_ip, node.mtu,
+                 len(node.peers), ", ".join(f"{k} {v:.2f}s" for k, v in steps.items()),
+                 " ".join(p.name + ("" if reached.get(p.name, {}).get("latest_handshake", 1) else "(no handshake)")
+                          for p in node.peers))
         return MeshUp(node.mesh_ip, node.mtu, mesh)
 
     @staticmethod

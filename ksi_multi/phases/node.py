@@ -9,6 +9,7 @@ import netplugins
 from ksi_multi import federation, imageload, node, ports, proxy, scratch
 from ksi_multi.errors import KsiError
 from ksi_multi.image.index import helper_paths
+from ksi_multi.imagecache import ImageCache
 from ksi_multi.jobhost import job_host
 from ksi_multi.phases.results import NodeUp
 from ksi_multi.ranges import Ranges
@@ -28,8 +29,8 @@ class NodePhase:
         cfg, slurm = ctx.config, ctx.slurm
         base = scratch.base_dir(cfg.scratch)
         scratch.check_local(base)
-        archives = self._user_images(cfg.images)
-        if cfg.federation == "liqo":
+        archives = self._user_images(cfg.images) if ctx.kubernetes else []
+        if cfg.federation == "liqo" and ctx.kubernetes:
             archives.append(federation.LiqoTools.find(cfg.image_dir.expanduser()).archive)
         here = job_host(cfg, slurm.job_id)
         scratch.ensure_private(base, here.scratch)
@@ -37,7 +38,11 @@ class NodePhase:
         ctx.on_teardown("remove the job's scratch directory", lambda: scratch.remove(here.scratch))
         home = here.podman
         ctx.on_teardown("remove the job's podman store", home.remove)
-        image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser())
+        cache = None
+        if cfg.image_cache and not cfg.image:
+            cache = ImageCache.of(cfg.image_cache_dir, cfg.image_cache, base)
+            ctx.on_teardown("release the node image in this host's cache", cache.release)
+        image = node.ensure_image(home, cfg.image, cfg.image_dir.expanduser(), cache)
         # The default mesh binds its UDP port on the host itself; the others need it forwarded into the node.
         forward_mesh = slurm.node_count > 1 and netplugins.forwarded(cfg.mesh)
         # Users reach rank 0's API server; federated, every node's (each runs its own cluster).
@@ -46,7 +51,8 @@ class NodePhase:
         mesh_port = ports.chosen(cfg.mesh_port, "udp", ctx.address) if forward_mesh else 0
         spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
                              net_backend=cfg.net_backend, api_port=api_port or None,
-                             mesh_port=mesh_port or None, subnet=cfg.node_subnet)
+                             mesh_port=mesh_port or None, subnet=cfg.node_subnet,
+                             masked=() if ctx.kubernetes else node.KUBERNETES_UNITS)
         join = None
         if here.cgroup:
             here.cgroup.create()
@@ -57,7 +63,7 @@ class NodePhase:
         home.podman(*spec.run_args(), preexec_fn=join, timeout=120,
                     fix="see the message above; `ksi-multi doctor` checks podman, pasta and cgroups")
         self._check_forwards(spec)
-        marks = node.wait_booted(home, spec.name, cfg.node_timeout)
+        marks = node.wait_booted(home, spec.name, cfg.node_timeout, ctx.kubernetes)
         log.info("node: %s up (%s) %s", spec.name, cfg.net_backend,
                  ", ".join(f"{k} {v + 0:.1f}s" for k, v in marks.items()))
         if archives:

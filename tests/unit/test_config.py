@@ -55,6 +55,8 @@ def test_unknown_key_names_it_and_suggests(tmp_path, source):
     ("scratch", "relative/dir", "absolute path"),
     ("mesh", "flannel", "must be one of: wireguard, wireguard-forwarded, vxlan"),
     ("mesh_mtu", "576", "0 (from the path MTU) or between 1280 and 65000"),
+    ("image_cache", "-1", "must be 0 or more"),
+    ("image_cache", "all", "whole number"),
 ])
 def test_bad_values_name_key_value_and_source(key, value, words):
     var = f"KSI_{key.upper()}"

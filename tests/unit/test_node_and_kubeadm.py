@@ -51,6 +51,11 @@ def test_node_spec_forwards_only_what_is_needed_on_the_host_address():
     assert worker.volume == "ksi-7-node02-containerd"
 
 
+def test_a_node_without_kubernetes_masks_its_units():
+    args = NodeSpec("7", "node01", "img:1", "h", masked=("containerd.service", "kubelet.service")).run_args()
+    assert args[-4:] == ["img:1", "/sbin/init", "systemd.mask=containerd.service", "systemd.mask=kubelet.service"]
+
+
 def test_two_jobs_on_one_host_do_not_share_names():
     a, b = NodeSpec("7", "node01", "i", "h"), NodeSpec("8", "node01", "i", "h")
     assert {a.name, a.volume} & {b.name, b.volume} == set()
@@ -70,6 +75,16 @@ def test_init_config_has_the_rootless_settings():
     assert kinds["KubeletConfiguration"]["localStorageCapacityIsolation"] is False
     conntrack = kinds["KubeProxyConfiguration"]["conntrack"]
     assert conntrack["maxPerCore"] == 0 and conntrack["tcpEstablishedTimeout"] == "0s"
+
+
+def test_init_config_schedules_work_on_the_control_plane_and_patches_coredns():
+    init = next(yaml.safe_load_all(kubeadm.init_config(plan())))
+    assert init["nodeRegistration"]["taints"] == []  # empty, not absent: absent means the control-plane taint
+    assert init["patches"]["directory"] == kubeadm.PATCHES_DIR
+    (name, text), = kubeadm.PATCHES.items()
+    assert name == "corednsdeployment+strategic.yaml"
+    container = yaml.safe_load(text)["spec"]["template"]["spec"]["containers"][0]
+    assert container == {"name": "coredns", "readinessProbe": {"periodSeconds": 1}}
 
 
 def test_user_kubeconfig_points_at_the_forwarded_port_and_keeps_tls():
