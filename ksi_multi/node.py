@@ -114,41 +114,64 @@ def state(home: PodmanHome, name: str) -> str:
     return home.podman("container", "inspect", "--format", "{{.State.Status}}", name, check=False).stdout.strip()
 
 
+# Each check waits inside the node (a cheap shell loop), up to this long per `podman exec`: a host booting many
+# nodes at once is not also flooded with execs, and a node that is ready is seen within 0.2 s.
+CHECK_WINDOW = 20
+BOOT_CHECKS = (
+    ("systemd", 'case "$(systemctl is-system-running 2>/dev/null)" in running|degraded) true;; *) false;; esac'),
+    ("containerd", "ctr version >/dev/null 2>&1"),
+    # our images import the preloaded images at boot; other kind-compatible images have them already
+    ("images", "! systemctl cat ksi-images.service >/dev/null 2>&1 || systemctl is-active --quiet ksi-images.service"),
+)
+
+
+def _waiting_inside(test: str, seconds: int) -> str:
+    return (f"end=$(($(date +%s) + {seconds})); until {test}; do "
+            f'[ "$(date +%s)" -ge "$end" ] && exit 1; sleep 0.2; done')
+
+
 def wait_booted(home: PodmanHome, name: str, timeout: float, kubernetes: bool = True) -> dict[str, float]:
     """Wait for systemd, containerd and the preloaded images (only systemd for a node without Kubernetes);
     return when each was ready (seconds)."""
     started = time.monotonic()
     marks: dict[str, float] = {}
-    checks = [("systemd", ["systemctl", "is-system-running"], ("running", "degraded")),
-              ("containerd", ["ctr", "version"], None),
-              # our images import the preloaded images at boot; other kind-compatible images have them already
-              ("images", ["sh", "-c", "systemctl cat ksi-images.service >/dev/null 2>&1 || exit 0; "
-                                      "systemctl is-active --quiet ksi-images.service"], None)]
-    if not kubernetes:
-        checks = checks[:1]
-    for what, cmd, accept in checks:
+    for what, test in BOOT_CHECKS if kubernetes else BOOT_CHECKS[:1]:
         while True:
             now = state(home, name)
             if now != "running":
                 raise KsiError(f"node container {name} is {now or 'gone'} while waiting for {what}",
                                f"see its log: podman logs {name} (in the job's scratch store)")
-            proc = home.podman("exec", name, *cmd, check=False, timeout=30)
-            out = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-            if (out in accept) if accept else proc.returncode == 0:
+            try:
+                ready = home.podman("exec", name, "sh", "-c", _waiting_inside(test, CHECK_WINDOW), check=False,
+                                    timeout=CHECK_WINDOW + 60).returncode == 0
+            except CommandError:  # the host is too busy to even start the check: ask again
+                ready = False
+            if ready:
                 marks[what] = time.monotonic() - started
                 break
             if time.monotonic() - started > timeout:
-                failed = home.podman("exec", name, "systemctl", "--failed", "--no-legend", check=False).stdout.strip()
-                raise KsiError(f"node {name}: {what} not ready after {timeout:g} s (last: {out or proc.stderr.strip()})"
-                               + (f"; failed units: {' '.join(line.split()[1] for line in failed.splitlines())}"
-                                  if failed else ""),
-                               "raise node_timeout if the host is slow; else see journalctl inside the node")
-            time.sleep(0.25)
+                _not_booted(home, name, what, timeout)
     if marks.get("systemd") is not None:
-        degraded = home.podman("exec", name, "systemctl", "--failed", "--no-legend", check=False).stdout.strip()
+        degraded = _ask(home, name, "systemctl", "--failed", "--no-legend")
         if degraded:
             log.warning("node: failed units: %s", " ".join(line.split()[1] for line in degraded.splitlines()))
     return marks
+
+
+def _ask(home: PodmanHome, name: str, *cmd: str) -> str:
+    try:
+        return home.podman("exec", name, *cmd, check=False, timeout=60).stdout.strip()
+    except CommandError:
+        return ""
+
+
+def _not_booted(home: PodmanHome, name: str, what: str, timeout: float) -> None:
+    last = _ask(home, name, "systemctl", "is-system-running")
+    failed = _ask(home, name, "systemctl", "--failed", "--no-legend")
+    raise KsiError(f"node {name}: {what} not ready after {timeout:g} s (systemd: {last or 'no answer'})"
+                   + (f"; failed units: {' '.join(line.split()[1] for line in failed.splitlines())}"
+                      if failed else ""),
+                   "raise node_timeout if the host is slow; else see journalctl inside the node")
 
 
 def remove(home: PodmanHome, spec: NodeSpec) -> None:

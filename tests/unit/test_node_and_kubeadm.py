@@ -1,9 +1,11 @@
 import json
+import subprocess
+import time
 
 import pytest
 import yaml
 
-from ksi_multi import kubeadm
+from ksi_multi import kubeadm, node
 from ksi_multi.cgroups import V1, JobCgroup
 from ksi_multi.errors import KsiError
 from ksi_multi.image.kubernetes import split_version
@@ -54,6 +56,19 @@ def test_node_spec_forwards_only_what_is_needed_on_the_host_address():
 def test_a_node_without_kubernetes_masks_its_units():
     args = NodeSpec("7", "node01", "img:1", "h", masked=("containerd.service", "kubelet.service")).run_args()
     assert args[-4:] == ["img:1", "/sbin/init", "systemd.mask=containerd.service", "systemd.mask=kubelet.service"]
+
+
+def test_boot_checks_wait_inside_the_node_until_true_or_their_window_ends(tmp_path):
+    flag = tmp_path / "ready"
+    script = node._waiting_inside(f"test -e {flag}", 2)
+    started = time.monotonic()
+    assert subprocess.run(["sh", "-c", script]).returncode == 1  # never true: gives up after its window
+    assert 1 <= time.monotonic() - started < 5
+    later = subprocess.Popen(["sh", "-c", f"sleep 0.5; touch {flag}"])
+    started = time.monotonic()
+    assert subprocess.run(["sh", "-c", script]).returncode == 0
+    assert time.monotonic() - started < 1.5  # seen within a poll of it becoming true
+    later.wait()
 
 
 def test_two_jobs_on_one_host_do_not_share_names():
