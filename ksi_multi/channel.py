@@ -188,6 +188,13 @@ class AbortWatch:
     """A worker's thread that asks rank 0 every few seconds whether the job was aborted, so that a failure
     anywhere stops every node at once, whatever it is doing. Rank 0 gone quiet counts as an abort too."""
 
+    @classmethod
+    def for_nodes(cls, nodes: int, client: RendezvousClient, on_abort: Callable[[str], None]) -> AbortWatch:
+        """Rank 0 answers every worker: with many, each asks less often (about 8 questions a second in all),
+        and rank 0's silence counts only after longer (a host booting dozens of nodes answers late)."""
+        interval = max(2.0, nodes / 8)
+        return cls(client, on_abort, interval=interval, patience=5 + nodes // 16)
+
     def __init__(self, client: RendezvousClient, on_abort: Callable[[str], None], interval: float = 2.0,
                  patience: int = 5) -> None:
         self.client, self.on_abort = client, on_abort

@@ -67,7 +67,7 @@ class WorkerRendezvousPhase:
         client = RendezvousClient(endpoint["address"], endpoint["port"], ctx.job.read_secret(), ctx.slurm.rank,
                                   ctx.slurm.hostname)
         ctx.channel = client
-        watch = AbortWatch(client, ctx.abort).start()
+        watch = AbortWatch.for_nodes(ctx.slurm.node_count, client, ctx.abort).start()
         ctx.on_teardown("stop watching for an abort", watch.stop)
         return _register(ctx, endpoint)
 

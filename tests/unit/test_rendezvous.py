@@ -119,6 +119,14 @@ def test_rank_0_gone_quiet_counts_as_an_abort():
     assert reasons and "stopped answering" in reasons[0]
 
 
+def test_many_workers_ask_rank_0_less_often_and_wait_longer_for_it():
+    quiet = RendezvousClient("127.0.0.1", 9, SECRET, 1, "node02")
+    few, many = AbortWatch.for_nodes(4, quiet, print), AbortWatch.for_nodes(64, quiet, print)
+    assert (few.interval, few.patience) == (2.0, 5)
+    assert 64 / many.interval <= 8  # questions per second at rank 0
+    assert many.interval * many.patience > 4 * few.interval * few.patience
+
+
 def test_wrong_secret_is_rejected(server):
     with pytest.raises(RendezvousError, match="answered with a wrong job signature"):
         client(server, secret="wrong").put("member", {"address": "127.0.0.2"}, soon(1))
