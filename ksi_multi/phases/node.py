@@ -29,9 +29,12 @@ class NodePhase:
         cfg, slurm = ctx.config, ctx.slurm
         base = scratch.base_dir(cfg.scratch)
         scratch.check_local(base)
-        archives = self._user_images(cfg.images) if ctx.kubernetes else []
-        if cfg.federation == "liqo" and ctx.kubernetes:
+        # checked whatever the job runs, imported only into a node that runs Kubernetes
+        archives = self._user_images(cfg.images)
+        if cfg.federation == "liqo":
             archives.append(federation.LiqoTools.find(cfg.image_dir.expanduser()).archive)
+        if not ctx.kubernetes:
+            archives = []
         here = job_host(cfg, slurm.job_id)
         scratch.ensure_private(base, here.scratch)
         scratch.ensure_private(here.podman.runtime.parent, here.podman.runtime)
