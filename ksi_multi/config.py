@@ -112,7 +112,8 @@ class Config:
     image: str = field(default="", metadata=_key(
         None, "node image; empty: the one `ksi-multi image build` wrote to image_dir"))
     image_dir: Path = field(default=Path("~/.ksi-multi/images"), metadata=_key(
-        None, "image archives on shared storage, loaded on every node"))
+        None, "image archives on shared storage, read by every node (the node image through each host's image "
+        "cache)"))
     image_cache: int = field(default=2, metadata=_key(
         _not_negative, "node images kept on each host's scratch between your jobs (loaded once, not per job); the "
         "least recently used go first; 0: none, every job loads its own copy"))
