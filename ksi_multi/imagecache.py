@@ -4,25 +4,24 @@ are the container's read-only lower layers: nothing is copied). At most `image_c
 recently used go first and never one a running job uses; `ksi-multi cleanup --cache` empties it.
 
 Layout: <scratch>/ksi-multi-<uid>/image-cache/<LAYOUT>/<image id>/{store/,.complete} with `<id>.use` beside each
-entry (every job using the entry holds a shared lock on it) and `.lock` (held while the cache changes).
+entry (every job using the entry holds a shared lock on it) and `cache.lock` (held while the cache changes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ksi_multi import scratch
 from ksi_multi.errors import KsiError
+from ksi_multi.image import cachelock
 from ksi_multi.podman import PodmanHome
 from ksi_multi.run import CommandError
 
@@ -74,30 +73,13 @@ class ImageCache:
     def store(self, key: str) -> Path:
         return self.dir / key / "store"
 
-    @contextlib.contextmanager
-    def _changing(self, timeout: float = 1800) -> Iterator[None]:
+    def _changing(self) -> contextlib.AbstractContextManager[None]:
         """The cache's lock: one job (or cleanup) changes it at a time; another job loading waits here."""
         scratch.ensure_private(self.trusted, self.dir)
-        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            deadline = time.monotonic() + timeout
-            said = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not said:
-                        log.info("node: waiting for another job of yours loading the node image on this host")
-                        said = True
-                    if time.monotonic() > deadline:
-                        raise KsiError(f"the image cache {self.dir} stayed locked for {timeout:g} s",
-                                       "another of your jobs is stuck loading: end it, or set image_cache: 0"
-                                       ) from None
-                    time.sleep(0.5)
-            yield
-        finally:
-            os.close(fd)
+        return cachelock.building(
+            self.dir / "cache", log.info, timeout=1800,
+            waiting="node: waiting for another job of yours loading the node image on this host",
+            fix="another of your jobs is stuck loading the node image: end it, or set image_cache: 0")
 
     def _use_lock(self, key: str) -> int:
         return os.open(self.dir / f"{key}.use", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -171,8 +153,6 @@ class ImageCache:
     def clear(self, home: PodmanHome) -> tuple[list[str], list[str]]:
         """Delete every entry no running job uses (and older layouts); return (removed, kept in use)."""
         removed, busy = [], []
-        if not self.root.is_dir():
-            return removed, busy
         with self._changing():
             for entry in self.entries():
                 if entry.in_use:
@@ -196,10 +176,3 @@ def remove_tree(home: PodmanHome, path: Path) -> None:
     except CommandError:
         pass
     shutil.rmtree(path, ignore_errors=True)
-
-
-def storage_conf(graphroot: Path, runroot: Path, image_store: Path) -> str:
-    """containers-storage.conf(5) of a job's store that reads the cached node image from `image_store`."""
-    q = json.dumps  # TOML basic strings take JSON's escapes
-    return (f'[storage]\ndriver = "overlay"\ngraphroot = {q(str(graphroot))}\nrunroot = {q(str(runroot))}\n\n'
-            f'[storage.options]\nadditionalimagestores = [{q(str(image_store))}]\n')

@@ -82,19 +82,18 @@ def ensure_image(home: PodmanHome, image: str, image_dir: Path, cache: ImageCach
     if not wanted:
         raise KsiError(f"no node image: {index} does not exist and no image is configured",
                        "build one (ksi-multi image build) or set image / image_dir")
-    if built and built["node"]["tag"] == wanted:
-        archive = image_dir / built["node"]["archive"]
-        if cache is not None:
-            home.read_images_from(cache.provide(home, archive, wanted, built["node"].get("id", "")))
-            return wanted
-        if home.podman("image", "exists", wanted, check=False).returncode == 0:
-            return wanted
+    ours = built is not None and built["node"]["tag"] == wanted
+    archive = image_dir / built["node"]["archive"] if ours else None
+    if ours and cache is not None:
+        home.read_images_from(cache.provide(home, archive, wanted, built["node"].get("id", "")))
+        return wanted
+    if home.podman("image", "exists", wanted, check=False).returncode == 0:
+        return wanted
+    if ours:
         started = time.monotonic()
         home.podman("load", "--quiet", "--input", str(archive), timeout=900,
                     fix=f"check {archive} (rebuild it with ksi-multi image build)")
         log.info("node: loaded %s from %s in %.1f s", wanted, archive, time.monotonic() - started)
-        return wanted
-    if home.podman("image", "exists", wanted, check=False).returncode == 0:
         return wanted
     try:
         home.podman("pull", "--quiet", wanted, timeout=900)

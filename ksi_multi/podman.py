@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -36,8 +37,6 @@ class PodmanHome:
 
     def read_images_from(self, store: Path) -> None:
         """Let this store use the images of `store` (read-only, nothing copied) beside its own."""
-        from ksi_multi.imagecache import storage_conf
-
         conf = self.base / "config" / "containers" / "storage.conf"
         conf.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         conf.write_text(storage_conf(self.graphroot, self.runtime / "containers", store))
@@ -72,3 +71,10 @@ class PodmanHome:
         self.stop_pause_process()
         shutil.rmtree(self.base, ignore_errors=True)
         shutil.rmtree(self.runtime, ignore_errors=True)
+
+
+def storage_conf(graphroot: Path, runroot: Path, image_store: Path) -> str:
+    """containers-storage.conf(5) of a store that also reads the images of `image_store`."""
+    q = json.dumps  # TOML basic strings take JSON's escapes
+    return (f'[storage]\ndriver = "overlay"\ngraphroot = {q(str(graphroot))}\nrunroot = {q(str(runroot))}\n\n'
+            f'[storage.options]\nadditionalimagestores = [{q(str(image_store))}]\n')

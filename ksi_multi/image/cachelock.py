@@ -7,24 +7,45 @@ import contextlib
 import fcntl
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
 @contextlib.contextmanager
-def building(entry: Path, echo: Callable[[str], None] = print) -> Iterator[None]:
-    """Hold `entry`'s lock (a file next to it) while it is built; wait, saying so, while another holds it."""
+def building(entry: Path, echo: Callable[[str], None] = print, *, waiting: str = "",
+             timeout: float | None = None, fix: str = "") -> Iterator[None]:
+    """Hold `entry`'s lock (a file next to it) while it is built; wait, saying so (`waiting`), while another
+    holds it: for good, or at most `timeout` seconds (then KsiError with `fix`)."""
     entry.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(entry.with_name(entry.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    lock = entry.with_name(entry.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            echo(f"waiting for another build of {entry.name} to finish ...")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            echo(waiting or f"waiting for another build of {entry.name} to finish ...")
+            _wait(fd, lock, timeout, fix)
         yield
     finally:
         os.close(fd)
+
+
+def _wait(fd: int, lock: Path, timeout: float | None, fix: str) -> None:
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    from ksi_multi.errors import KsiError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise KsiError(f"{lock} stayed locked for {timeout:g} s", fix) from None
+            time.sleep(0.5)
 
 
 def publish(partial: Path, out: Path, produced: Path, names: Iterable[str], what: str, see: str) -> None:

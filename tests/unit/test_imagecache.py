@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from ksi_multi.errors import KsiError
-from ksi_multi.imagecache import LAYOUT, Entry, ImageCache, cache_key, storage_conf, to_evict
+from ksi_multi.imagecache import LAYOUT, Entry, ImageCache, cache_key, to_evict
+from ksi_multi.podman import storage_conf
 
 A, B, C, D = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
 
