@@ -50,26 +50,32 @@ def iperf_gbps(report: str) -> float:
     return json.loads(report)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def submit(box: Sandbox, nodes: int, options: str) -> tuple[str, dict, float]:
-    """sbatch a cluster on node01..nodeNN; wait until it is Ready: (job id, status.json, seconds to Ready)."""
+def submit(box: Sandbox, nodes: int, options: str, until: str = "", on_poll=None,
+           timeout: float = 900) -> tuple[str, dict, float]:
+    """sbatch a cluster on node01..nodeNN; wait until it is Ready, or with `until` until it stopped after that
+    phase (`on_poll` called at every look): (job id, status.json, seconds from submit)."""
     from ksi_multi.sandbox.cluster import SHARED
 
     hosts = ",".join(f"node{i:02d}" for i in range(1, nodes + 1))
     job = sh(box, f"sbatch --parsable -N {nodes} -w {hosts} $(ksi-multi batch-script --path) "
-                  f"--image-dir {SHARED / 'images'} {options}").strip()
+                  f"--image-dir {SHARED / 'images'} {options}" + (f" --until {until}" if until else "")).strip()
     started = time.monotonic()
     while True:
         text = sh(box, f"cat ~/.ksi-multi/jobs/{job}/status.json 2>/dev/null || true")
         status = json.loads(text) if text.strip() else {}
-        if status.get("state") == "ready":
+        if on_poll:
+            on_poll()
+        state = status.get("state")
+        if state == "ready" and not until or state == "stopped" and until and status.get("phase") is None:
             return job, status, time.monotonic() - started
-        if status.get("state") == "failed" or time.monotonic() - started > 900:
-            raise SystemExit(f"job {job} ({options}) did not get ready: {status}")
+        if state == "failed" or time.monotonic() - started > timeout:
+            raise SystemExit(f"job {job} ({nodes} nodes {options} {until}) did not get "
+                             f"{'through ' + until if until else 'ready'}: {status.get('error') or status}")
         time.sleep(0.5)
 
 
 def finish(box: Sandbox, job: str) -> None:
-    """scancel a job and wait until Slurm has let it go."""
-    sh(box, f"scancel {job}")
+    """scancel a job (if it still runs) and wait until Slurm has let it go."""
+    sh(box, f"scancel {job} 2>/dev/null || true")
     while re.search(r"JobState=(RUNNING|COMPLETING|PENDING)", sh(box, f"scontrol show job {job} -o", root=True)):
         time.sleep(0.5)

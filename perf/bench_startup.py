@@ -21,9 +21,8 @@ import argparse
 import json
 import os
 import re
-import time
 
-from _sandbox import REPO, fresh_sandbox, ksi, run_name, sh
+from _sandbox import REPO, finish, fresh_sandbox, ksi, run_name, sh, submit
 
 from ksi_multi.sandbox.cluster import SHARED
 
@@ -48,43 +47,27 @@ def host_memory_mib(box, host: str) -> float:
 
 
 def job_run(box, nodes: int, options: str, until: str = "") -> dict:
-    """sbatch on node01..nodeNN and wait for Ready (or, --until, for the job to stop after that phase)."""
-    hosts = ",".join(f"node{i:02d}" for i in range(1, nodes + 1))
+    """A job on node01..nodeNN until Ready (or, --until, until it stopped after that phase), with memory."""
+    hosts = [f"node{i:02d}" for i in range(1, nodes + 1)]
     before = mem_available_mib()
-    idle = {h: host_memory_mib(box, h) for h in hosts.split(",")}
-    job = sh(box, f"sbatch --parsable -N {nodes} -w {hosts} $(ksi-multi batch-script --path) "
-                  f"--image-dir {IMAGES} {options}" + (f" --until {until}" if until else "")).strip()
-    started = time.monotonic()
-    low = before
+    idle = {h: host_memory_mib(box, h) for h in hosts}
+    low = [before]
     peak = dict.fromkeys(idle, 0.0)
-    while True:
-        text = sh(box, f"cat ~/.ksi-multi/jobs/{job}/status.json 2>/dev/null || true")
-        status = json.loads(text) if text.strip() else {}
-        low = min(low, mem_available_mib())
+
+    def sample() -> None:
+        low[0] = min(low[0], mem_available_mib())
         if until:  # the nodes are gone once the job stops: their peak, not their use at the end
-            peak = {h: max(v, host_memory_mib(box, h) - idle[h]) for h, v in peak.items()}
-        done = status.get("state") == "ready" if not until else status.get("phase") is None and status.get(
-            "state") == "stopped"
-        if done:
-            seconds = time.monotonic() - started
-            break
-        if status.get("state") == "failed" or time.monotonic() - started > 1800:
-            raise SystemExit(f"job {job} ({nodes} nodes {options} {until}) failed: {status.get('error') or status}")
-        time.sleep(0.5)
+            peak.update({h: max(v, host_memory_mib(box, h) - idle[h]) for h, v in peak.items()})
+
+    job, status, seconds = submit(box, nodes, options, until=until, on_poll=sample, timeout=1800)
     if not until:
-        peak = {h: host_memory_mib(box, h) - idle[h] for h in idle}
+        peak.update({h: host_memory_mib(box, h) - idle[h] for h in idle})
     finish(box, job)
     first, *others = peak.values()
     return {"job": job, "nodes": nodes, "seconds": round(seconds, 1), "timings": status.get("timings", {}),
             "mesh_steps": status.get("mesh_steps", {}), "agent_rss_mb": status.get("agent_rss_mb"),
-            "mem_before_mib": round(before), "mem_drop_mib": round(before - low),
+            "mem_before_mib": round(before), "mem_drop_mib": round(before - low[0]),
             "mem_rank0_mib": round(first), "mem_other_mib": round(sum(others) / len(others)) if others else None}
-
-
-def finish(box, job: str) -> None:
-    sh(box, f"scancel {job} 2>/dev/null || true")
-    while re.search(r"JobState=(RUNNING|COMPLETING|PENDING)", sh(box, f"scontrol show job {job} -o", root=True)):
-        time.sleep(0.5)
 
 
 def clear_caches(box, nodes: int) -> None:
