@@ -3,8 +3,13 @@ host instead of once per job. A job's own store reads the cached one as an addit
 are the container's read-only lower layers: nothing is copied). At most `image_cache` images stay, the least
 recently used go first and never one a running job uses; `ksi-multi cleanup --cache` empties it.
 
-Layout: <scratch>/ksi-multi-<uid>/image-cache/<LAYOUT>/<image id>/{store/,.complete} with `<id>.use` beside each
-entry (every job using the entry holds a shared lock on it) and `cache.lock` (held while the cache changes).
+Beside the image, each entry keeps a containerd seed: a /var/lib/containerd in which the node image's preloaded
+images are imported and unpacked, made by the first job that boots a node from the entry; every later node links
+its layers instead of importing them again at boot.
+
+Layout: <scratch>/ksi-multi-<uid>/image-cache/<LAYOUT>/<image id>/{store/,.complete,containerd/} with `<id>.use`
+beside each entry (every job using the entry holds a shared lock on it) and `cache.lock` (held while the cache
+changes).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +68,7 @@ class ImageCache:
         self.keep = keep
         self.trusted = trusted
         self._held: list[int] = []
+        self._provided = ""
 
     @classmethod
     def of(cls, configured: Path | None, keep: int, scratch_base: Path) -> ImageCache:
@@ -120,7 +127,24 @@ class ImageCache:
                 log.info("node: image cache: removing %s (least recently used; image_cache keeps %d)",
                          old, self.keep)
                 self._delete(home, old)
+        self._provided = key
         return self.store(key)
+
+    def containerd_seed(self, home: PodmanHome, make: Callable[[Path], None]) -> Path:
+        """The containerd seed of the image `provide` gave this job: made by `make(directory)` unless there."""
+        if not self._provided:
+            raise RuntimeError("containerd_seed before provide")
+        seed = self.dir / self._provided / "containerd"
+        with self._changing():
+            if not seed.is_dir():
+                partial = seed.with_name("containerd.partial")
+                remove_tree(home, partial)
+                started = time.monotonic()
+                make(partial)
+                partial.rename(seed)
+                log.info("node: preloaded images unpacked once into this host's image cache in %.1f s",
+                         time.monotonic() - started)
+        return seed
 
     def release(self) -> None:
         while self._held:
@@ -168,7 +192,8 @@ class ImageCache:
 
 
 def remove_tree(home: PodmanHome, path: Path) -> None:
-    """The layers' files belong to the user's sub-ids: removed inside the user namespace."""
+    """Delete `path`; what belongs to the user's sub-ids (image layers) is removed inside the user namespace."""
+    shutil.rmtree(path, ignore_errors=True)
     if not path.exists():
         return
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,9 @@ log = logging.getLogger("ksi_multi.agent")
 API_PORT_IN_NODE = 6443
 # What a node that runs no Kubernetes (a job --until mesh) leaves out: containerd, the kubelet, the image import.
 KUBERNETES_UNITS = ("containerd.service", "kubelet.service", "ksi-images.service")
+# Where a node sees this host's containerd seed (imagecache): the preloaded images, unpacked once per host.
+SEED_IN_NODE = "/ksi/containerd-seed"
+OVERLAY_SNAPSHOTS = Path("io.containerd.snapshotter.v1.overlayfs") / "snapshots"
 
 
 def container_name(job_id: str, hostname: str) -> str:
@@ -36,6 +40,8 @@ class NodeSpec:
     mesh_port: int | None = None
     subnet: str = Ranges().node  # node_subnet
     masked: tuple[str, ...] = ()  # systemd units the node does not start
+    containerd: Path | None = None  # a host directory as /var/lib/containerd (else a volume of the job's store)
+    seed: Path | None = None  # this host's containerd seed, read-only at SEED_IN_NODE
 
     @property
     def name(self) -> str:
@@ -64,13 +70,47 @@ class NodeSpec:
         return out
 
     def run_args(self) -> list[str]:
+        seed = ["--volume", f"{self.seed}:{SEED_IN_NODE}:ro"] if self.seed else []
         return ["run", "--detach", "--name", self.name, "--hostname", self.hostname,
-                "--label", f"ksi-multi.job={self.job_id}",
-                "--privileged", "--cgroupns=private", "--systemd=false", "--env", "container=podman",
-                "--tmpfs", "/tmp", "--tmpfs", "/run", "--volume", f"{self.volume}:/var/lib/containerd",
+                "--label", f"ksi-multi.job={self.job_id}", *_BOOT_ARGS,
+                "--volume", f"{self.containerd or self.volume}:/var/lib/containerd", *seed,
                 "--network", self.network(), *self.publish(), self.image, "/sbin/init",
                 # systemd in a container reads its arguments as a kernel command line
                 *(f"systemd.mask={unit}" for unit in self.masked)]
+
+
+_BOOT_ARGS = ("--privileged", "--cgroupns=private", "--systemd=false", "--env", "container=podman",
+              "--tmpfs", "/tmp", "--tmpfs", "/run")
+
+
+def seed_args(name: str, image: str, into: Path) -> list[str]:
+    """A node without network or kubelet that only imports the preloaded images, into `into`."""
+    return ["run", "--detach", "--name", name, *_BOOT_ARGS, "--volume", f"{into}:/var/lib/containerd",
+            "--network", "none", image, "/sbin/init", "systemd.mask=kubelet.service"]
+
+
+def make_seed(home: PodmanHome, name: str, image: str, into: Path, timeout: float, preexec_fn=None) -> None:
+    """Fill `into` with a /var/lib/containerd holding the node image's preloaded images, unpacked."""
+    into.mkdir(mode=0o700)
+    try:
+        home.podman(*seed_args(name, image, into), preexec_fn=preexec_fn, timeout=120,
+                    fix="see the message above; `ksi-multi doctor` checks podman, pasta and cgroups")
+        wait_booted(home, name, timeout)
+        home.podman("exec", name, "systemctl", "stop", "containerd.service", timeout=120)
+    finally:
+        home.podman("rm", "--force", "--time", "0", "--ignore", name, check=False, timeout=60)
+
+
+def containerd_from_seed(seed: Path, into: Path) -> None:
+    """A node's own /var/lib/containerd made from this host's seed: containerd's databases and small files
+    copied, each unpacked layer a link into the seed the node mounts read-only (nothing large is copied; the
+    layers are only ever overlay lower directories)."""
+    snapshots = seed / OVERLAY_SNAPSHOTS
+    shutil.copytree(seed, into, symlinks=True,
+                    ignore=lambda where, names: ["snapshots"] if Path(where) == snapshots.parent else [])
+    (into / OVERLAY_SNAPSHOTS).mkdir(mode=0o700)
+    for layer in snapshots.iterdir():
+        (into / OVERLAY_SNAPSHOTS / layer.name).symlink_to(f"{SEED_IN_NODE}/{OVERLAY_SNAPSHOTS}/{layer.name}")
 
 
 def ensure_image(home: PodmanHome, image: str, image_dir: Path, cache: ImageCache | None = None) -> str:
@@ -119,8 +159,9 @@ CHECK_WINDOW = 20
 BOOT_CHECKS = (
     ("systemd", 'case "$(systemctl is-system-running 2>/dev/null)" in running|degraded) true;; *) false;; esac'),
     ("containerd", "ctr version >/dev/null 2>&1"),
-    # our images import the preloaded images at boot; other kind-compatible images have them already
-    ("images", "! systemctl cat ksi-images.service >/dev/null 2>&1 || systemctl is-active --quiet ksi-images.service"),
+    # our images import the preloaded images at boot (unless a seed holds them); other kind-compatible images
+    # have them already
+    ("images", "! systemctl cat ksi-images.service >/dev/null 2>&1 || [ -e /var/lib/containerd/.ksi-images-imported ]"),
 )
 
 

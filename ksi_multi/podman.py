@@ -35,6 +35,10 @@ class PodmanHome:
     def graphroot(self) -> Path:
         return self.base / "data" / "containers" / "storage"
 
+    def own_dir(self, name: str) -> Path:
+        """A path for a directory that goes with the store (containers may fill it with files of sub-ids)."""
+        return self.base / "data" / name
+
     def read_images_from(self, store: Path) -> None:
         """Let this store use the images of `store` (read-only, nothing copied) beside its own."""
         conf = self.base / "config" / "containers" / "storage.conf"

@@ -52,15 +52,22 @@ class NodePhase:
         own_api = slurm.is_coordinator or cfg.federation == "liqo"
         api_port = ports.chosen(cfg.api_server_port, "tcp", ctx.address) if own_api else 0
         mesh_port = ports.chosen(cfg.mesh_port, "udp", ctx.address) if forward_mesh else 0
-        spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
-                             net_backend=cfg.net_backend, api_port=api_port or None,
-                             mesh_port=mesh_port or None, subnet=cfg.node_subnet,
-                             masked=() if ctx.kubernetes else node.KUBERNETES_UNITS)
         join = None
         if here.cgroup:
             here.cgroup.create()
             ctx.on_teardown("remove the job cgroup", here.cgroup.remove)
             join = here.cgroup.join
+        seed = containerd = None
+        if cache is not None and ctx.kubernetes:
+            seed = cache.containerd_seed(home, lambda into: node.make_seed(
+                home, f"ksi-seed-{slurm.job_id}-{slurm.hostname}", image, into, cfg.node_timeout, join))
+            containerd = home.own_dir("node-containerd")
+            node.containerd_from_seed(seed, containerd)
+        spec = node.NodeSpec(job_id=slurm.job_id, hostname=slurm.hostname, image=image, host_address=ctx.address,
+                             net_backend=cfg.net_backend, api_port=api_port or None,
+                             mesh_port=mesh_port or None, subnet=cfg.node_subnet,
+                             masked=() if ctx.kubernetes else node.KUBERNETES_UNITS,
+                             containerd=containerd, seed=seed)
         ctx.on_teardown("remove the node container", lambda: node.remove(home, spec))
         started = time.monotonic()
         home.podman(*spec.run_args(), preexec_fn=join, timeout=120,

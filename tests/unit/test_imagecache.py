@@ -67,3 +67,28 @@ def test_default_cache_is_in_the_users_scratch_and_a_configured_one_is_used_as_i
     assert default.root == tmp_path / f"ksi-multi-{os.getuid()}" / "image-cache" and default.trusted == tmp_path
     shared = ImageCache.of(tmp_path / "shared" / "cache", 2, Path("/tmp"))
     assert shared.root == tmp_path / "shared" / "cache" and shared.trusted == tmp_path / "shared"
+
+
+def test_the_containerd_seed_is_made_once_per_image_and_never_left_half_made(tmp_path):
+    cache = ImageCache(tmp_path / "image-cache", keep=2, trusted=tmp_path)
+    cache._provided = A
+    made = []
+
+    def broken(into: Path) -> None:
+        into.mkdir()
+        (into / "half").write_text("")
+        raise KsiError("the seed node did not boot", "see its log")
+
+    def make(into: Path) -> None:
+        made.append(into)
+        into.mkdir()
+        (into / "meta.db").write_text("")
+
+    (cache.dir / A).mkdir(parents=True)
+    with pytest.raises(KsiError):
+        cache.containerd_seed(None, broken)
+    assert not (cache.dir / A / "containerd").exists()
+    seed = cache.containerd_seed(None, make)  # what the broken attempt left goes first
+    assert seed == cache.dir / A / "containerd" and (seed / "meta.db").is_file() and not (seed / "half").exists()
+    assert cache.containerd_seed(None, make) == seed and len(made) == 1
+    assert not (cache.dir / A / "containerd.partial").exists()
