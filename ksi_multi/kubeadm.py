@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
 import json
+import posixpath
 import secrets
+import shlex
 import string
 from dataclasses import dataclass
 
@@ -81,14 +85,38 @@ def join_config(job_id: str, node_name: str, node_ip: str, join: dict) -> str:
                   endpoint=join["endpoint"], token=join["token"], ca_cert_hash=join["ca_cert_hash"])
 
 
-def parse_join_command(text: str) -> dict:
-    """Token and CA hash from `kubeadm token create --print-join-command` output."""
-    words = text.split()
-    try:
-        return {"endpoint": words[words.index("join") + 1], "token": words[words.index("--token") + 1],
-                "ca_cert_hash": words[words.index("--discovery-token-ca-cert-hash") + 1]}
-    except (ValueError, IndexError):
-        raise ValueError("not a kubeadm join command") from None
+def ca_cert_hash(kubeconfig: str) -> str:
+    """kubeadm's --discovery-token-ca-cert-hash of the cluster CA in a kubeconfig: the SHA-256 of the CA
+    certificate's public key (SubjectPublicKeyInfo), which a joining node pins."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    data = yaml.safe_load(kubeconfig)["clusters"][0]["cluster"]["certificate-authority-data"]
+    key = x509.load_pem_x509_certificate(base64.b64decode(data)).public_key()
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+def join_material(plan: ClusterPlan, admin_conf: str) -> dict:
+    """What another node needs to join: the API server on the mesh, the bootstrap token, the CA's pin."""
+    return {"endpoint": f"{plan.node_ip}:{API_PORT_IN_NODE}", "token": plan.token,
+            "ca_cert_hash": ca_cert_hash(admin_conf)}
+
+
+def node_script(files: dict[str, str], commands: list[list[str]], quiet: int = 0) -> str:
+    """A shell script (for `sh -es` on stdin, one `podman exec` in all) that writes `files` (path -> text)
+    and runs `commands`; the first `quiet` of them with their output on stderr (stdout is the answer)."""
+    lines = []
+    for path, text in files.items():
+        delimiter = "KSI_END_OF_FILE"
+        while delimiter in text:
+            delimiter += "_"
+        end = "" if text.endswith("\n") else "\n"
+        lines += [f"mkdir -p {shlex.quote(posixpath.dirname(path))}",
+                  f"cat > {shlex.quote(path)} <<'{delimiter}'\n{text}{end}{delimiter}"]
+    for i, command in enumerate(commands):
+        lines.append(shlex.join(command) + " </dev/null" + (" >&2" if i < quiet else ""))
+    return "\n".join(lines) + "\n"
 
 
 def cni_config(pod_cidr_of_node: str, mtu: int | None = None) -> str:

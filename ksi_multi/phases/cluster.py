@@ -23,41 +23,43 @@ JOIN_FIELDS = ("endpoint", "token", "ca_cert_hash")
 KUBELET_HINT = "see the kubelet's log: journalctl -u kubelet inside the node container"
 
 
-def _pod_network(ctx, up: NodeUp) -> None:
+def _pod_network(ctx, ranges: Ranges) -> tuple[dict[str, str], list[str]]:
     """This node's pod range: the CNI configuration, and masquerading for pods leaving the pod network."""
-    ranges = Ranges.of(ctx.config)
     pods = kubeadm.pod_cidr(ctx.slurm.rank, ranges.pods)
-    _write(up, "/etc/cni/net.d/10-ksi.conflist", kubeadm.cni_config(pods, ctx.results.mesh_up.pod_mtu))
-    up.home.podman("exec", up.spec.name, "iptables", "-w", "5", "-A", *kubeadm.masquerade_rule(pods, ranges.pods))
+    return ({"/etc/cni/net.d/10-ksi.conflist": kubeadm.cni_config(pods, ctx.results.mesh_up.pod_mtu)},
+            ["iptables", "-w", "5", "-A", *kubeadm.masquerade_rule(pods, ranges.pods)])
 
 
-def _write(up: NodeUp, path: str, text: str, secrets=()) -> None:
-    up.home.podman("exec", "-i", up.spec.name, "sh", "-c", f'mkdir -p "$(dirname {path})" && cat > {path}',
-                   input=text, secrets=secrets)
+def _in_node(up: NodeUp, script: str, secrets=(), timeout: float = 120, fix: str | None = None) -> str:
+    """Run a kubeadm.node_script in the node (one exec); its standard output."""
+    return up.home.podman("exec", "-i", up.spec.name, "sh", "-es", input=script, secrets=secrets,
+                          timeout=timeout, fix=fix).stdout
 
 
-def init_cluster(ctx: AgentContext, up: NodeUp, ranges: Ranges) -> kubeadm.ClusterPlan:
-    """kubeadm init on this node (rootless settings, no control-plane taint), the default storage class."""
-    _pod_network(ctx, up)
-    home, node = up.home, up.spec
-    version = home.podman("exec", node.name, "kubeadm", "version", "-o", "short").stdout.strip()
+def init_cluster(ctx: AgentContext, up: NodeUp, ranges: Ranges) -> tuple[kubeadm.ClusterPlan, str]:
+    """kubeadm init on this node (rootless settings, no control-plane taint) and the default storage class;
+    the plan and the cluster's admin.conf. Two execs into the node: every exec costs time on a busy host."""
+    files, masquerade = _pod_network(ctx, Ranges.of(ctx.config))
+    files.update({f"{kubeadm.PATCHES_DIR}/{name}": text for name, text in kubeadm.PATCHES.items()})
+    files["/ksi/storage-class.yaml"] = kubeadm.STORAGE_CLASS
+    version = _in_node(up, kubeadm.node_script(files, [masquerade, ["kubeadm", "version", "-o", "short"]],
+                                               quiet=1)).strip()
     plan = kubeadm.ClusterPlan(job_id=ctx.slurm.job_id, kubernetes_version=version, node_name=ctx.slurm.hostname,
                                node_ip=ctx.results.mesh_up.node_ip, host_address=ctx.address,
                                api_server_port=up.spec.api_port, token=kubeadm.bootstrap_token(), ranges=ranges)
-    _write(up, "/ksi/kubeadm.yaml", kubeadm.init_config(plan), secrets=[plan.token])
-    for name, text in kubeadm.PATCHES.items():
-        _write(up, f"{kubeadm.PATCHES_DIR}/{name}", text)
     started = time.monotonic()
-    home.podman("exec", node.name, "kubeadm", "init", "--config", "/ksi/kubeadm.yaml", "--skip-token-print",
-                "--skip-phases=preflight", timeout=600, secrets=[plan.token], fix=KUBELET_HINT)
+    admin = _in_node(up, kubeadm.node_script(
+        {"/ksi/kubeadm.yaml": kubeadm.init_config(plan)},
+        [["kubeadm", "init", "--config", "/ksi/kubeadm.yaml", "--skip-token-print", "--skip-phases=preflight"],
+         ["kubectl", *ADMIN, "apply", "-f", "/ksi/storage-class.yaml"],
+         ["cat", "/etc/kubernetes/admin.conf"]], quiet=2),
+        secrets=[plan.token], timeout=600, fix=KUBELET_HINT)
     log.info("cluster: kubeadm init done in %.1f s", time.monotonic() - started)
-    home.podman("exec", "-i", node.name, "kubectl", *ADMIN, "apply", "-f", "-", input=kubeadm.STORAGE_CLASS)
-    return plan
+    return plan, admin
 
 
-def write_kubeconfig(up: NodeUp, plan: kubeadm.ClusterPlan, path: Path, name: str) -> None:
+def write_kubeconfig(admin: str, plan: kubeadm.ClusterPlan, path: Path, name: str) -> None:
     """The user's kubeconfig for this node's API server: the host's forwarded port, TLS verified."""
-    admin = up.home.podman("exec", up.spec.name, "cat", "/etc/kubernetes/admin.conf").stdout
     write_private(path, kubeadm.user_kubeconfig(admin, plan, name))
 
 
@@ -68,14 +70,12 @@ class ClusterInitPhase:
 
     def execute(self, ctx: AgentContext) -> ClusterUp:
         up = ctx.results.node_up
-        plan = init_cluster(ctx, up, Ranges.of(ctx.config))
+        plan, admin = init_cluster(ctx, up, Ranges.of(ctx.config))
         if ctx.slurm.node_count > 1:
-            command = up.home.podman("exec", up.spec.name, "kubeadm", "token", "create", "--ttl", "2h",
-                                     "--print-join-command", *ADMIN).stdout
             # Through the coordination channel, sealed with the job secret: never readable on the network.
-            join = kubeadm.parse_join_command(command)
+            join = kubeadm.join_material(plan, admin)
             ctx.channel.put("join", {"sealed": seal(ctx.job.read_secret(), join)}, time.monotonic())
-        write_kubeconfig(up, plan, ctx.job.kubeconfig_file, f"ksi-{ctx.slurm.job_id}")
+        write_kubeconfig(admin, plan, ctx.job.kubeconfig_file, f"ksi-{ctx.slurm.job_id}")
         ctx.status.update(kubeconfig=str(ctx.job.kubeconfig_file), server=plan.server_url)
         log.info("cluster: kubeconfig for %s written to %s", plan.server_url, ctx.job.kubeconfig_file)
         return ClusterUp(plan, {h: h for h in ctx.slurm.nodes})
@@ -88,7 +88,6 @@ class ClusterJoinPhase:
 
     def execute(self, ctx: AgentContext) -> ClusterUp:
         up = ctx.results.node_up
-        _pod_network(ctx, up)
         try:
             sealed = ctx.channel.wait_for("join", 0, time.monotonic() + ctx.config.ready_timeout)
         except RendezvousError:
@@ -98,10 +97,12 @@ class ClusterJoinPhase:
         join = unseal(ctx.job.read_secret(), sealed.get("sealed", "") if isinstance(sealed, dict) else "")
         if not isinstance(join, dict) or not all(isinstance(join.get(k), str) for k in JOIN_FIELDS):
             raise KsiError("the join material from rank 0 is malformed", "start the job again")
-        config = kubeadm.join_config(ctx.slurm.job_id, ctx.slurm.hostname, ctx.results.mesh_up.node_ip, join)
-        _write(up, "/ksi/kubeadm-join.yaml", config, secrets=[join["token"]])
+        files, masquerade = _pod_network(ctx, Ranges.of(ctx.config))
+        files["/ksi/kubeadm-join.yaml"] = kubeadm.join_config(ctx.slurm.job_id, ctx.slurm.hostname,
+                                                              ctx.results.mesh_up.node_ip, join)
         started = time.monotonic()
-        up.home.podman("exec", up.spec.name, "kubeadm", "join", "--config", "/ksi/kubeadm-join.yaml",
-                       "--skip-phases=preflight", timeout=600, secrets=[join["token"]], fix=KUBELET_HINT)
+        _in_node(up, kubeadm.node_script(files, [masquerade, ["kubeadm", "join", "--config", "/ksi/kubeadm-join.yaml",
+                                                              "--skip-phases=preflight"]], quiet=2),
+                 secrets=[join["token"]], timeout=600, fix=KUBELET_HINT)
         log.info("cluster: joined %s in %.1f s", join["endpoint"], time.monotonic() - started)
         return ClusterUp(node_names={h: h for h in ctx.slurm.nodes})

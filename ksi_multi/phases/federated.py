@@ -59,9 +59,9 @@ class OwnClusterPhase:
         up = ctx.results.node_up
         job_ranges = Ranges.of(ctx.config)
         own = federation.cluster_ranges(ctx.slurm.rank, job_ranges)
-        plan = init_cluster(ctx, up, dataclasses.replace(job_ranges, pods=own.pods, services=own.services))
+        plan, admin = init_cluster(ctx, up, dataclasses.replace(job_ranges, pods=own.pods, services=own.services))
         kubeconfig = kubeconfig_path(ctx, ctx.slurm.hostname)
-        write_kubeconfig(up, plan, kubeconfig, f"ksi-{ctx.slurm.job_id}-{federation.cluster_id(ctx.slurm.hostname)}")
+        write_kubeconfig(admin, plan, kubeconfig, f"ksi-{ctx.slurm.job_id}-{federation.cluster_id(ctx.slurm.hostname)}")
         started = time.monotonic()
         api_server = f"https://{ctx.results.mesh_up.node_ip}:{API_PORT_IN_NODE}"
         run(tools.install_args(kubeconfig, ctx.slurm.hostname, own, api_server, INSTALL_TIMEOUT),

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import time
 
@@ -58,6 +59,38 @@ def test_a_node_without_kubernetes_masks_its_units():
     assert args[-4:] == ["img:1", "/sbin/init", "systemd.mask=containerd.service", "systemd.mask=kubelet.service"]
 
 
+def test_a_node_from_a_seed_mounts_it_read_only_beside_its_own_containerd(tmp_path):
+    args = NodeSpec("7", "node01", "img:1", "h", containerd=tmp_path / "own", seed=tmp_path / "seed").run_args()
+    volumes = [args[i + 1] for i, a in enumerate(args) if a == "--volume"]
+    assert volumes == [f"{tmp_path / 'own'}:/var/lib/containerd", f"{tmp_path / 'seed'}:{node.SEED_IN_NODE}:ro"]
+    seeding = node.seed_args("ksi-seed-7-node01", "img:1", tmp_path / "into")
+    assert seeding[seeding.index("--network") + 1] == "none" and "-p" not in seeding
+    assert f"{tmp_path / 'into'}:/var/lib/containerd" in seeding
+    assert seeding[-3:] == ["img:1", "/sbin/init", "systemd.mask=kubelet.service"]
+
+
+def test_a_nodes_containerd_copies_the_seeds_databases_and_links_its_layers(tmp_path):
+    seed = tmp_path / "seed"
+    layers = seed / node.OVERLAY_SNAPSHOTS
+    for n in ("1", "2"):
+        (layers / n / "fs" / "usr").mkdir(parents=True)
+    (seed / node.OVERLAY_SNAPSHOTS.parent / "metadata.db").write_bytes(b"snapshots")
+    (seed / "io.containerd.metadata.v1.bolt").mkdir()
+    (seed / "io.containerd.metadata.v1.bolt" / "meta.db").write_bytes(b"images")
+    (seed / ".ksi-images-imported").write_text("")
+    own = tmp_path / "job" / "node-containerd"
+    node.containerd_from_seed(seed, own)
+    assert (own / "io.containerd.metadata.v1.bolt" / "meta.db").read_bytes() == b"images"
+    assert (own / node.OVERLAY_SNAPSHOTS.parent / "metadata.db").read_bytes() == b"snapshots"
+    assert (own / ".ksi-images-imported").is_file()
+    linked = own / node.OVERLAY_SNAPSHOTS
+    assert sorted(p.name for p in linked.iterdir()) == ["1", "2"]
+    assert all(p.is_symlink() and os.readlink(p) == f"{node.SEED_IN_NODE}/{node.OVERLAY_SNAPSHOTS}/{p.name}"
+               for p in linked.iterdir())
+    (linked / "3").mkdir()  # the job's own layers are its own: the seed is untouched
+    assert sorted(p.name for p in layers.iterdir()) == ["1", "2"]
+
+
 def test_boot_checks_wait_inside_the_node_until_true_or_their_window_ends(tmp_path):
     flag = tmp_path / "ready"
     script = node._waiting_inside(f"test -e {flag}", 2)
@@ -96,6 +129,8 @@ def test_init_config_schedules_work_on_the_control_plane_and_patches_coredns():
     init = next(yaml.safe_load_all(kubeadm.init_config(plan())))
     assert init["nodeRegistration"]["taints"] == []  # empty, not absent: absent means the control-plane taint
     assert init["patches"]["directory"] == kubeadm.PATCHES_DIR
+    cluster = list(yaml.safe_load_all(kubeadm.init_config(plan())))[1]
+    assert cluster["encryptionAlgorithm"] == "ECDSA-P256"  # no RSA keys to make at every start
     (name, text), = kubeadm.PATCHES.items()
     assert name == "corednsdeployment+strategic.yaml"
     container = yaml.safe_load(text)["spec"]["template"]["spec"]["containers"][0]
@@ -158,3 +193,41 @@ def test_job_cgroup_created_and_removed_bottom_up(tmp_path):
     cg.remove()
     assert not any(p.exists() for p in cg.paths())
     assert (tmp_path / "memory/ksi-multi/alice").is_dir()
+
+
+def test_a_node_script_writes_files_exactly_and_keeps_stdout_for_the_answer(tmp_path):
+    files = {str(tmp_path / "etc" / "a b.conf"): "line 1\n  'quoted' $HOME `x`\n",
+             str(tmp_path / "tricky"): "KSI_END_OF_FILE\nrest\n"}
+    script = kubeadm.node_script(files, [["echo", "progress"], ["printf", "%s", "answer"]], quiet=1)
+    done = subprocess.run(["sh", "-es"], input=script, capture_output=True, text=True, check=True)
+    assert done.stdout == "answer" and done.stderr == "progress\n"
+    assert {path: open(path).read() for path in files} == files
+    failing = kubeadm.node_script({}, [["false"], ["echo", "not reached"]])
+    assert subprocess.run(["sh", "-es"], input=failing, capture_output=True, text=True).stdout == ""
+
+
+def test_the_join_pin_is_kubeadms_hash_of_the_ca_public_key(tmp_path):
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "kubernetes")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "ca.crt").write_bytes(pem)
+    # the recipe of kubeadm's documentation for computing --discovery-token-ca-cert-hash
+    expected = subprocess.run(
+        "openssl x509 -pubkey -in ca.crt | openssl pkey -pubin -outform der | sha256sum", shell=True,
+        cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()[0]
+    admin = yaml.safe_dump({"clusters": [{"name": "k", "cluster": {
+        "server": "https://10.250.0.1:6443", "certificate-authority-data": base64.b64encode(pem).decode()}}]})
+    join = kubeadm.join_material(plan(), admin)
+    assert join == {"endpoint": f"{NODE_ADDRESS}:6443", "token": "abcdef.0123456789abcdef",
+                    "ca_cert_hash": f"sha256:{expected}"}
