@@ -12,6 +12,7 @@ spark  Debian trixie: openjdk-21-jre-headless + python3 + pyspark from PyPI (its
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,16 @@ PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
+class SourceFix:
+    """One change to an installed file (`path` a glob in the root filesystem): `old`, found exactly once,
+    becomes `new`; the fixed file goes into the image's last layer."""
+    path: str
+    old: str
+    new: str
+    why: str
+
+
+@dataclass(frozen=True)
 class WorkloadSpec:
     name: str
     rootfs: debian.RootfsSpec
@@ -37,6 +48,7 @@ class WorkloadSpec:
     env: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()  # the image's default command (after the entrypoint)
     files: tuple[tuple[str, str], ...] = ()  # (path in the image, "workload-files:NAME" or "manifests:PATH")
+    fixes: tuple[SourceFix, ...] = ()  # changes to what the userland installed
 
     def tag(self, version: str) -> str:
         return f"localhost/ksi-multi/{self.name}:{version}"
@@ -54,12 +66,25 @@ DASK_KUBERNETES_DEBIAN = ("python3-kubernetes", "python3-aiohttp", "python3-clic
                           "python3-cachetools", "python3-cryptography", "python3-packaging", "python3-iso8601",
                           "python3-pythonjsonlogger", "python3-requests", "python3-urllib3", "python3-dateutil",
                           "python3-six", "python3-certifi", "python3-typing-extensions")
+# The operator sets a new cluster "Pending" once it has made the scheduler's Service, while the Service's own
+# handler sets it "Running": whichever write lands last wins, and when "Pending" does, the cluster stays
+# Pending and KubeCluster gives up after its timeout (dask/dask-kubernetes#968). Both now say "Running",
+# unless the Service is a LoadBalancer still waiting for its address (then the Service's handler decides).
+OPERATOR_PHASE_FIX = SourceFix(
+    path="usr/local/lib/python3*/dist-packages/dask_kubernetes/operator/controller/controller.py",
+    old=("    logger.info(f\"Worker group {data['metadata']['name']} created in {namespace}.\")\n\n"
+         "    patch.status[\"phase\"] = \"Pending\"\n"),
+    new=("    logger.info(f\"Worker group {data['metadata']['name']} created in {namespace}.\")\n\n"
+         "    waits_for_address = scheduler_service.raw.get(\"spec\", {}).get(\"type\") == \"LoadBalancer\"\n"
+         "    patch.status[\"phase\"] = \"Pending\" if waits_for_address else \"Running\"\n"),
+    why="a new DaskCluster could stay Pending for good (dask/dask-kubernetes#968)")
 DASK = WorkloadSpec(
     name="dask", version_of="dask", entrypoint=("/usr/bin/tini", "--"),
     reported=("python", "dask", "distributed", "numpy", "pandas", "cloudpickle", "msgpack", "dask-kubernetes",
               "kopf"),
     env=("PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"), cmd=("python3",),
     files=(("/opt/ksi-multi/install-crds.py", "workload-files:install-crds.py"),),
+    fixes=(OPERATOR_PHASE_FIX,),
     rootfs=debian.RootfsSpec(
         name="dask", variant="essential", slim=True, pip=DASK_KUBERNETES, imports=DASK_KUBERNETES_IMPORTS,
         packages=("python3", "python3-dask", "python3-distributed", "python3-numpy", "python3-pandas",
@@ -118,6 +143,24 @@ def python_versions(root: Path) -> dict[str, str]:
     return found
 
 
+def apply_fixes(root: Path, fixes: tuple[SourceFix, ...], work: Path) -> dict[str, tuple[Path, int]]:
+    """The fixed copies of installed files (written under `work`) as layer files: path in image -> (copy, mode)."""
+    out = {}
+    for fix in fixes:
+        found = sorted(root.glob(fix.path))
+        text = found[0].read_text() if len(found) == 1 else ""
+        if text.count(fix.old) != 1:
+            raise KsiError(f"cannot apply a fix to {fix.path} in {root} ({fix.why}): {len(found)} file(s) "
+                           f"found, the text to change {text.count(fix.old)} time(s)",
+                           "the pinned package versions changed: update the fix in ksi_multi/image/workloads.py")
+        copy = work / found[0].relative_to(root)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(text.replace(fix.old, fix.new))
+        os.utime(copy, ns=(found[0].stat().st_atime_ns, found[0].stat().st_mtime_ns))  # the same archive each build
+        out["/" + str(found[0].relative_to(root))] = (copy, 0o644)
+    return out
+
+
 def _source(name: str) -> Path:
     base, _, rel = name.partition(":")
     return {"workload-files": resources.path(WORKLOAD_FILES), "manifests": resources.path(MANIFESTS)}[base] / rel
@@ -134,8 +177,10 @@ def build_one(spec: WorkloadSpec, output: Path, rootfs_cache: Path,
     tag = spec.tag(version)
     path = output / f"{spec.name}.tar"
     layers = [archive.Layer(root=root)]
-    if spec.files:
-        layers.append(archive.Layer(files={dest: (_source(src), 0o755) for dest, src in spec.files}))
+    files = {dest: (_source(src), 0o755) for dest, src in spec.files}
+    files.update(apply_fixes(root, spec.fixes, output / f".{spec.name}-fixes"))
+    if files:
+        layers.append(archive.Layer(files=files))
     image_id = archive.write(path, tag, layers, archive.ImageConfig(
         entrypoint=list(spec.entrypoint), cmd=list(spec.cmd) or None, env=[PATH_ENV, *spec.env],
         labels={"io.ksi-multi.versions": " ".join(f"{k}={v}" for k, v in sorted(versions.items())

@@ -179,3 +179,24 @@ def test_an_archive_this_host_cannot_read_is_named_before_podman_runs(tmp_path):
     with pytest.raises(KsiError) as exc:
         imageload.import_archives(PodmanHome(tmp_path / "store"), "ksi-1-node01", [tmp_path / "elsewhere.tar"])
     assert "elsewhere.tar: cannot read it on this host" in exc.value.cause and "not /tmp" in exc.value.fix
+
+
+def test_a_fix_to_an_installed_file_changes_exactly_one_place_or_stops_the_build(tmp_path):
+    from ksi_multi.image.workloads import SourceFix, apply_fixes
+
+    root = tmp_path / "root"
+    target = root / "usr/lib/python3.13/site/mod.py"
+    target.parent.mkdir(parents=True)
+    target.write_text("a = 1\nphase = 'Pending'\nb = 2\n")
+    fix = SourceFix(path="usr/lib/python3*/site/mod.py", old="phase = 'Pending'\n", new="phase = 'Running'\n",
+                    why="an example")
+    files = apply_fixes(root, (fix,), tmp_path / "work")
+    (copy, mode), = files.values()
+    assert list(files) == ["/usr/lib/python3.13/site/mod.py"] and mode == 0o644
+    assert copy.read_text() == "a = 1\nphase = 'Running'\nb = 2\n"
+    assert target.read_text() == "a = 1\nphase = 'Pending'\nb = 2\n"  # the cached userland stays as built
+    target.write_text("phase = 'Pending'\nphase = 'Pending'\n")
+    with pytest.raises(KsiError, match="2 time"):
+        apply_fixes(root, (fix,), tmp_path / "work")
+    with pytest.raises(KsiError, match="0 file"):
+        apply_fixes(root, (SourceFix("no/such/file.py", "x", "y", "an example"),), tmp_path / "work")
