@@ -98,7 +98,7 @@ def make_seed(home: PodmanHome, name: str, image: str, into: Path, timeout: floa
         wait_booted(home, name, timeout)
         home.podman("exec", name, "systemctl", "stop", "containerd.service", timeout=120)
     finally:
-        home.podman("rm", "--force", "--time", "0", "--ignore", name, check=False, timeout=60)
+        remove_container(home, name)
 
 
 def containerd_from_seed(seed: Path, into: Path) -> None:
@@ -217,7 +217,11 @@ def _not_booted(home: PodmanHome, name: str, what: str, timeout: float) -> None:
 def remove(home: PodmanHome, spec: NodeSpec) -> None:
     """Kill and remove the node container. Nothing in the node outlives the job: there is nothing to stop in
     order, and its volume goes with the store (PodmanHome.remove), one deletion for all."""
-    home.podman("rm", "--force", "--time", "0", "--ignore", spec.name, check=False, timeout=60)
+    remove_container(home, spec.name)
+
+
+def remove_container(home: PodmanHome, name: str) -> None:
+    home.podman("rm", "--force", "--time", "0", "--ignore", name, check=False, timeout=60)
 
 
 def listening(address: str, port: int, proto: str) -> bool:

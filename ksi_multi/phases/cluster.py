@@ -26,8 +26,9 @@ SKIPPED = "preflight,kubelet-finalize"
 KUBELET_HINT = "see the kubelet's log: journalctl -u kubelet inside the node container"
 
 
-def _pod_network(ctx, ranges: Ranges) -> tuple[dict[str, str], list[str]]:
+def _pod_network(ctx) -> tuple[dict[str, str], list[str]]:
     """This node's pod range: the CNI configuration, and masquerading for pods leaving the pod network."""
+    ranges = Ranges.of(ctx.config)
     pods = kubeadm.pod_cidr(ctx.slurm.rank, ranges.pods)
     return ({"/etc/cni/net.d/10-ksi.conflist": kubeadm.cni_config(pods, ctx.results.mesh_up.pod_mtu)},
             ["iptables", "-w", "5", "-A", *kubeadm.masquerade_rule(pods, ranges.pods)])
@@ -42,7 +43,7 @@ def _in_node(up: NodeUp, script: str, secrets=(), timeout: float = 120, fix: str
 def init_cluster(ctx: AgentContext, up: NodeUp, ranges: Ranges) -> tuple[kubeadm.ClusterPlan, str]:
     """kubeadm init on this node (rootless settings, no control-plane taint) and the default storage class;
     the plan and the cluster's admin.conf. Two execs into the node: every exec costs time on a busy host."""
-    files, masquerade = _pod_network(ctx, Ranges.of(ctx.config))
+    files, masquerade = _pod_network(ctx)
     files.update({f"{kubeadm.PATCHES_DIR}/{name}": text for name, text in kubeadm.PATCHES.items()})
     files["/ksi/storage-class.yaml"] = kubeadm.STORAGE_CLASS
     version = _in_node(up, kubeadm.node_script(files, [masquerade, ["kubeadm", "version", "-o", "short"]],
@@ -100,7 +101,7 @@ class ClusterJoinPhase:
         join = unseal(ctx.job.read_secret(), sealed.get("sealed", "") if isinstance(sealed, dict) else "")
         if not isinstance(join, dict) or not all(isinstance(join.get(k), str) for k in JOIN_FIELDS):
             raise KsiError("the join material from rank 0 is malformed", "start the job again")
-        files, masquerade = _pod_network(ctx, Ranges.of(ctx.config))
+        files, masquerade = _pod_network(ctx)
         files["/ksi/kubeadm-join.yaml"] = kubeadm.join_config(ctx.slurm.job_id, ctx.slurm.hostname,
                                                               ctx.results.mesh_up.node_ip, join)
         started = time.monotonic()
