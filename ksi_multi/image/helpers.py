@@ -12,7 +12,7 @@ from pathlib import Path
 from ksi_multi import resources
 from ksi_multi.errors import KsiError
 from ksi_multi.image import golang
-from ksi_multi.run import output, run
+from ksi_multi.run import CommandError, output, run
 
 WIREGUARD = "golang.zx2c4.com/wireguard"
 # listenNet in conn/bind_std.go, upstream and patched (wireguard-patch/README.md).
@@ -35,12 +35,30 @@ def patch_listen_net(text: str) -> str:
     return text.replace(LISTEN_NET, LISTEN_NET_PATCHED)
 
 
+def patch_files(source: Path) -> list[Path]:
+    """The data-path changes (wireguard-patch/*.patch, unified diffs against the module), in the order applied."""
+    return sorted((source / "wireguard-patch").glob("*.patch"))
+
+
+def apply_patch(tree: Path, patch: Path) -> None:
+    try:
+        run(["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch", "--silent", "-d", str(tree),
+             "-i", str(patch)], timeout=60)
+    except CommandError as err:
+        raise KsiError(f"{patch.name} does not apply to {WIREGUARD}: {(err.stdout or err.stderr).strip()}",
+                       "update ksi_multi/helpers/wireguard-patch to the version in go.mod") from None
+
+
 def patched_wireguard(source: Path, env: dict[str, str]) -> Path:
     """A copy of the go.mod version of wireguard-go with wireguard-patch/ applied, made once per version."""
     module = json.loads(output(["go", "mod", "download", "-json", WIREGUARD], cwd=source, timeout=600,
                                extra_env=env, fix=FIX))
     added = (source / "wireguard-patch" / "listenaddr.go").read_bytes()
-    patch = hashlib.sha256(added + LISTEN_NET_PATCHED.encode()).hexdigest()[:12]  # a changed patch, a new copy
+    patches = patch_files(source)
+    digest = hashlib.sha256(added + LISTEN_NET_PATCHED.encode())
+    for file in patches:
+        digest.update(file.read_bytes())
+    patch = digest.hexdigest()[:12]  # a changed patch, a new copy
     target = Path(env["GOPATH"]).parent / "patched" / f"wireguard@{module['Version']}-{patch}"
     if (target / "go.mod").exists():
         return target
@@ -49,9 +67,15 @@ def patched_wireguard(source: Path, env: dict[str, str]) -> Path:
     shutil.copytree(module["Dir"], staging, copy_function=shutil.copyfile)  # files of the module cache are 0444
     for folder, _, _ in os.walk(staging):
         os.chmod(folder, 0o755)
-    bind = staging / "conn" / "bind_std.go"
-    bind.write_text(patch_listen_net(bind.read_text()))
-    (staging / "conn" / "listenaddr_ksi.go").write_bytes(added)
+    try:
+        bind = staging / "conn" / "bind_std.go"
+        bind.write_text(patch_listen_net(bind.read_text()))
+        (staging / "conn" / "listenaddr_ksi.go").write_bytes(added)
+        for file in patches:
+            apply_patch(staging, file)
+    except KsiError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     try:
         staging.rename(target)
     except OSError:  # a concurrent build made the same copy first: use theirs
@@ -64,6 +88,9 @@ def patched_wireguard(source: Path, env: dict[str, str]) -> Path:
 def build(cache_root: Path, out_dir: Path) -> dict[str, Path]:
     """Static binaries (the cgo namespace constructor linked in), one per program; returns name -> path."""
     golang.require("the helpers (ksi-wg)")
+    if not shutil.which("patch"):
+        raise KsiError("no patch program: the helpers' build changes wireguard-go's data path with it",
+                       "install it (apt install patch)")
     if not shutil.which("gcc"):
         raise KsiError("no C compiler: the helpers link a small C part statically",
                        "install gcc and the static C library (apt install gcc libc6-dev)")

@@ -41,6 +41,15 @@ def test_tunnel_between_two_hosts_carries_traffic(cluster, images):
         ping = cluster.sh(f"{inner} ping -c 3 -W 3 {PEERS['node02']}", host="node01", check=False)
         assert ping.returncode == 0, ping.stdout + ping.stderr
         assert " 0% packet loss" in ping.stdout
+        # a TCP transfer of many super-packets, checked end to end: the checksums the peers leave to the
+        # kernels at both ends (partial checksums) come out right
+        cluster.sh(f"{inner} sh -c 'head -c 20000000 /dev/urandom > /tmp/ksi-wg.bin'", host="node02")
+        cluster.sh(f"cd {D} && (setsid {inner} sh -c 'python3 -m http.server -d /tmp 8080 -b {PEERS['node02']}' "
+                   ">http.log 2>&1 </dev/null &)", host="node02")
+        got = cluster.sh(f"{inner} sh -c 'curl -s --retry 5 --retry-connrefused http://{PEERS['node02']}:8080/"
+                         "ksi-wg.bin | sha256sum'", host="node01").stdout.split()[0]
+        assert got == cluster.sh(f"{inner} sha256sum /tmp/ksi-wg.bin", host="node02").stdout.split()[0]
+        assert "partial checksums, vector sends" in cluster.sh(f"cat {D}/up.log", host="node01").stdout
         # the device is inside the namespace, not on the host
         assert "wg0" in cluster.sh(f"{inner} ip -br link", host="node01").stdout
         assert "wg0" not in cluster.sh("ip -br link", host="node01").stdout
@@ -56,7 +65,8 @@ def test_tunnel_between_two_hosts_carries_traffic(cluster, images):
         assert peer["rx_bytes"] > 0 and peer["tx_bytes"] > 0
     finally:
         for host in PEERS:
-            cluster.sh(f"pkill -u ksiuser -f '[k]si-wg up' ; pkill -u ksiuser -f '[s]leep 300'; sleep 0.5; rm -rf {D}",
+            cluster.sh(f"pkill -u ksiuser -f '[k]si-wg up' ; pkill -u ksiuser -f '[s]leep 300'; "
+                       f"pkill -u ksiuser -f '[h]ttp.server -d /tmp 8080'; sleep 0.5; rm -rf {D} /tmp/ksi-wg.bin",
                        host=host, check=False)
     for host in PEERS:
         assert cluster.sh("pgrep -u ksiuser -a -f '[k]si-wg' || true", host=host).stdout.strip() == ""

@@ -121,6 +121,7 @@ func cmdUp(argv []string) error {
 	config := fs.String("config", "", "UAPI 'set' text (without set=1) to apply at start; '-' for stdin")
 	logLevel := fs.String("log-level", "error", "silent, error or verbose")
 	wait := fs.Duration("fd-timeout", 60*time.Second, "how long to wait for the TUN fd on --tun-fd-socket")
+	stock := fs.Bool("stock-datapath", false, "benchmarking only: wireguard-go's own checksums and send batching (on every peer)")
 	fs.Parse(argv)
 	if *uapiPath == "" {
 		return fmt.Errorf("--uapi is required")
@@ -161,7 +162,13 @@ func cmdUp(argv []string) error {
 	if tdev.BatchSize() > 1 {
 		offload = fmt.Sprintf("on (vnet_hdr, TUN batch %d)", tdev.BatchSize())
 	}
-	fmt.Fprintf(os.Stderr, "ksi-wg: tun %s mtu %d, offload %s\n", name, mtu, offload)
+	// Every peer is this program: TCP and UDP checksums are left to the kernels at both ends (the tunnel
+	// authenticates every byte), and a batch of packets goes to the kernel as vectors (wireguard-patch/).
+	tun.PartialChecksums = !*stock && tdev.BatchSize() > 1
+	conn.SendVectors = !*stock
+	datapath := map[bool]string{true: "partial", false: "full"}[tun.PartialChecksums] + " checksums, " +
+		map[bool]string{true: "vector", false: "copying"}[conn.SendVectors] + " sends"
+	fmt.Fprintf(os.Stderr, "ksi-wg: tun %s mtu %d, offload %s, %s\n", name, mtu, offload, datapath)
 
 	if *listenAddr != "" {
 		addr, err := netip.ParseAddr(*listenAddr)
