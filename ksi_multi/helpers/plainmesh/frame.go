@@ -59,10 +59,13 @@ func Segments(n, segment int) int {
 	return (n + payload - 1) / payload
 }
 
-// Reassembler rebuilds super-packets from one peer's datagrams, in the order they arrive.
+// Reassembler rebuilds super-packets from one peer's datagrams, in the order they arrive. A packet's pieces
+// stay where the datagrams were read (no copy) unless a read ends before the packet does: Hold copies them.
 type Reassembler struct {
 	tag   *Tag
-	buf   []byte
+	buf   []byte   // the held start of a packet begun in an earlier read
+	parts [][]byte // the packet's pieces so far: slices of the datagrams, or buf[:held] first
+	held  int
 	n     int
 	seq   uint32
 	next  uint8 // index expected next; 0: no packet under way
@@ -73,12 +76,17 @@ type Reassembler struct {
 }
 
 func NewReassembler(tag *Tag) *Reassembler {
-	return &Reassembler{tag: tag, buf: make([]byte, MaxPacket)}
+	return &Reassembler{tag: tag, buf: make([]byte, MaxPacket), parts: make([][]byte, 0, MaxSegments)}
 }
 
-// Add takes one datagram; it returns the complete super-packet when this datagram ended one (valid until
-// the next call).
-func (r *Reassembler) Add(d []byte) []byte {
+func (r *Reassembler) restart() {
+	r.next, r.n, r.held, r.parts = 0, 0, 0, r.parts[:0]
+}
+
+// Add takes one datagram; when it ends a super-packet, Add returns the packet's pieces in order (slices of
+// the datagrams passed in since the last Hold, and of the reassembler's own buffer), valid until the next
+// call.
+func (r *Reassembler) Add(d []byte) [][]byte {
 	h, ok := Parse(d, r.tag)
 	if !ok {
 		r.Foreign.Add(1)
@@ -89,26 +97,46 @@ func (r *Reassembler) Add(d []byte) []byte {
 		if r.next != 0 {
 			r.Dropped.Add(1) // the previous one never completed
 		}
-		r.seq, r.count, r.n, r.next = h.Seq, h.Count, 0, 0
+		r.restart()
+		r.seq, r.count = h.Seq, h.Count
 	} else if r.next == 0 || h.Seq != r.seq || h.Index != r.next || h.Count != r.count {
 		if r.next != 0 {
 			r.Dropped.Add(1)
 		}
-		r.next = 0
+		r.restart()
 		return nil
 	}
 	if r.n+len(body) > len(r.buf) {
 		r.Dropped.Add(1)
-		r.next = 0
+		r.restart()
 		return nil
 	}
-	r.n += copy(r.buf[r.n:], body)
+	r.parts = append(r.parts, body)
+	r.n += len(body)
 	r.next = h.Index + 1
 	if r.next == r.count {
-		r.next = 0
-		return r.buf[:r.n]
+		parts := r.parts
+		r.restart()
+		return parts
 	}
 	return nil
+}
+
+// Hold copies the pieces of a packet still under way into the reassembler's own buffer: call it before the
+// buffer the datagrams were read into is used again.
+func (r *Reassembler) Hold() {
+	if r.next == 0 || r.held == r.n {
+		return
+	}
+	n, rest := r.held, r.parts
+	if r.held > 0 {
+		rest = rest[1:]
+	}
+	for _, p := range rest {
+		n += copy(r.buf[n:], p)
+	}
+	r.held = n
+	r.parts = append(r.parts[:0], r.buf[:n])
 }
 
 // Vectors cuts packet into datagrams of `segment` bytes (the last may be shorter), without copying it:

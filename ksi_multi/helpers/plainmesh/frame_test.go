@@ -42,7 +42,7 @@ func TestSuperPacketsCrossWholeInOrder(t *testing.T) {
 			if (got != nil) != (j == len(ds)-1) {
 				t.Fatalf("%d bytes: datagram %d of %d completed=%v", size, j, len(ds), got != nil)
 			}
-			if got != nil && !bytes.Equal(got, p) {
+			if got != nil && !bytes.Equal(bytes.Join(got, nil), p) {
 				t.Fatalf("%d bytes: rebuilt packet differs", size)
 			}
 		}
@@ -63,17 +63,51 @@ func TestALostOrReorderedDatagramDropsItsPacketOnly(t *testing.T) {
 	for _, d := range b[:len(b)-1] {
 		r.Add(d)
 	}
-	if got := r.Add(b[len(b)-1]); !bytes.Equal(got, packet(6000)) {
+	if got := r.Add(b[len(b)-1]); !bytes.Equal(bytes.Join(got, nil), packet(6000)) {
 		t.Fatal("the next packet did not come through whole")
 	}
 	r.Add(a[0]) // a lost tail, then a new packet
 	c := datagrams(t, packet(3000), 1472, 3)
 	var got []byte
 	for _, d := range c {
-		got = r.Add(d)
+		got = bytes.Join(r.Add(d), nil)
 	}
 	if !bytes.Equal(got, packet(3000)) || r.Dropped.Load() != 2 {
 		t.Fatalf("got %d bytes, dropped %d (want 2)", len(got), r.Dropped.Load())
+	}
+}
+
+func TestAPacketAcrossTwoReadsIsHeldBeforeTheBufferIsReused(t *testing.T) {
+	r := NewReassembler(&tag)
+	ds := datagrams(t, packet(10000), 1472, 7)
+	read := make([]byte, 0, 1472*len(ds)) // one receive buffer, as the UDP reads use
+	first := len(ds) / 2
+	for _, d := range ds[:first] {
+		read = append(read, d...)
+	}
+	for off := 0; off < len(read); off += 1472 {
+		if r.Add(read[off:min(off+1472, len(read))]) != nil {
+			t.Fatal("completed early")
+		}
+	}
+	r.Hold()
+	r.Hold() // nothing new: a no-op
+	read = read[:0]
+	for _, d := range ds[first:] { // the next read overwrites the buffer
+		read = append(read, d...)
+	}
+	var got [][]byte
+	for off := 0; off < len(read); off += 1472 {
+		got = r.Add(read[off:min(off+1472, len(read))])
+	}
+	if !bytes.Equal(bytes.Join(got, nil), packet(10000)) {
+		t.Fatal("a packet held across reads came out different")
+	}
+	if len(got) != 1+len(ds)-first {
+		t.Errorf("%d pieces: want the held start and one per datagram of the second read (%d)", len(got), 1+len(ds)-first)
+	}
+	if r.Dropped.Load() != 0 {
+		t.Errorf("dropped %d", r.Dropped.Load())
 	}
 }
 

@@ -232,7 +232,7 @@ func sendBuffers(fd int, iov [][]byte, oob []byte, to unix.Sockaddr) error {
 }
 
 // fromPeers: datagrams (coalesced by UDP_GRO) from known peers with the job's tag, rebuilt into
-// super-packets and written to the TUN whole.
+// super-packets and written to the TUN whole, from where they were read (one writev, no copy in between).
 func (m *plainMesh) fromPeers() error {
 	buf := make([]byte, 1<<17)
 	oob := make([]byte, unix.CmsgSpace(4)*2)
@@ -259,14 +259,16 @@ func (m *plainMesh) fromPeers() error {
 			if pkt == nil {
 				continue
 			}
-			if _, err := unix.Write(m.tun, pkt); err != nil {
+			written, err := unix.Writev(m.tun, pkt)
+			if err != nil {
 				m.tunError.Add(1)
 				continue
 			}
-			m.stats[i].rxBytes.Add(int64(len(pkt)))
+			m.stats[i].rxBytes.Add(int64(written))
 			m.stats[i].rxPackets.Add(1)
 			m.stats[i].lastRx.Store(time.Now().Unix())
 		}
+		r.Hold() // the next read reuses buf
 	}
 }
 
