@@ -2,16 +2,20 @@
 """The mesh helpers alone, between two namespaces on this machine: no sandbox, no Kubernetes.
 
 Run as root:  python3 perf/mesh_pair.py [--ksi-wg PATH] [--seconds 5] [--streams 1,4] [--mtus 1500,9000]
-              [--profile DIR]
+              [--meshes veth,host,wireguard,plain] [--rounds 1] [--profile DIR]
 
 Two user+network namespaces ("nodes", each like a node container: a sleeping process holds them) are
 joined by each mesh in turn, its UDP socket on the host (127.0.0.1 and 127.0.0.2 on lo, the "hosts"):
   * veth: a veth pair between the namespaces (the kernel, no mesh: the ceiling);
   * host: iperf3 between the two host addresses themselves (the baseline the meshes are set against);
   * wireguard: `ksi-wg up` on each side (ChaCha20-Poly1305 in user space);
+  * wireguard-stock: the same with `--stock-datapath` (wireguard-go's own checksums and copying sends:
+    the data path before wireguard-patch/'s changes), for a before/after in one run;
   * plain: `ksi-wg plain` on each side (whole GSO super-packets over UDP, unencrypted).
 iperf3 (TCP, 1 and N streams) from one namespace to the other, with the CPU the helpers used per Gbit/s.
 Each "path MTU" (--mtus) sets lo's MTU for the run, as a cluster network's would be. Needs iperf3 and ip.
+With --rounds N every setup runs N times, interleaved (this machine's speed drifts), and the table shows
+the medians with the range of Gbit/s.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,6 +106,15 @@ def measure(ns: Namespaces, server_ip: str, seconds: int, streams: list[int], he
         srv.wait()
 
 
+def summary(values: list[dict]) -> dict:
+    """Medians of several runs of one setup, with the range of its Gbit/s."""
+    gbps = [v["gbps"] for v in values]
+    per_gbit = [v["cores_per_gbps"] for v in values if v["cores_per_gbps"]]
+    return {"gbps": round(statistics.median(gbps), 3), "min_gbps": min(gbps), "max_gbps": max(gbps),
+            "helper_cores": round(statistics.median(v["helper_cores"] for v in values), 2),
+            "cores_per_gbps": round(statistics.median(per_gbit), 3) if per_gbit else None}
+
+
 def veth(ns: Namespaces, mtu: int) -> None:
     sh("ip", "link", "add", "ksi-pa", "mtu", str(mtu), "netns", str(ns.pids[0]), "type", "veth",
        "peer", "ksi-pb", "mtu", str(mtu), "netns", str(ns.pids[1]))
@@ -111,6 +125,7 @@ def veth(ns: Namespaces, mtu: int) -> None:
 
 def start_mesh(ns: Namespaces, kind: str, ksi_wg: str, work: Path, path_mtu: int, profile: Path | None) -> list:
     procs = []
+    kind, _, variant = kind.partition("-")
     overhead = OVERHEAD[kind]
     secret = work / "secret"
     secret.write_text(SECRET)
@@ -133,9 +148,11 @@ def start_mesh(ns: Namespaces, kind: str, ksi_wg: str, work: Path, path_mtu: int
         else:
             cmd += ["--status", str(sock), "--secret-file", str(secret), "--path-mtu", str(path_mtu),
                     "--peer", f"node{j}={HOSTS[j]}:{PORTS[j]}={MESH[j]}/32"]
+        if variant == "stock":
+            cmd.append("--stock-datapath")
         env = dict(os.environ)
         if profile:
-            env["KSI_WG_CPUPROFILE"] = str(profile / f"{kind}-{path_mtu}-{i}.pprof")
+            env["KSI_WG_CPUPROFILE"] = str(profile / f"{kind}{variant}-{path_mtu}-{i}.pprof")
         try:
             procs.append(start_helper(cmd, work / f"{kind}{i}.log", sock, kind, "see its log", env=env))
         except CommandError as exc:
@@ -180,7 +197,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--streams", default="1,4")
     parser.add_argument("--mtus", default="1500,9000", help="path MTUs (lo's MTU during the run)")
-    parser.add_argument("--meshes", default="veth,host,wireguard,plain")
+    parser.add_argument("--meshes", default="veth,host,wireguard,plain",
+                        help="of veth, host, wireguard, wireguard-stock, plain")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every setup, interleaved; medians shown")
     parser.add_argument("--profile", default=None, help="write each helper's CPU profile (pprof) to this directory")
     parser.add_argument("--out", default=str(REPO / "perf" / "results" / "mesh_pair.json"))
     args = parser.parse_args()
@@ -192,9 +211,9 @@ def main() -> None:
         profile.mkdir(parents=True, exist_ok=True)
     sh("ip", "addr", "replace", f"{HOSTS[1]}/8", "dev", "lo")
     lo_mtu = sh("cat", "/sys/class/net/lo/mtu").strip()
-    results: dict[str, dict] = {}
+    runs: dict[str, list[dict]] = {}
     try:
-        for mtu in [int(m) for m in args.mtus.split(",")]:
+        for mtu, _ in [(int(m), r) for r in range(args.rounds) for m in args.mtus.split(",")]:
             sh("ip", "link", "set", "lo", "mtu", str(mtu))
             for kind in args.meshes.split(","):
                 ns = Namespaces()
@@ -210,7 +229,7 @@ def main() -> None:
                             procs = start_mesh(ns, kind, args.ksi_wg, Path(tmp), mtu, profile)
                             r = measure(ns, MESH[1], args.seconds, streams, [p.pid for p in procs])
                             stop_all(procs)
-                    results[f"{kind} path {mtu}"] = r
+                    runs.setdefault(f"{kind} path {mtu}", []).append(r)
                     print(f"  {kind} path {mtu}: " + ", ".join(f"{n} stream(s) {v['gbps']:.2f} Gbit/s" for n, v in r.items()),
                           flush=True)
                 finally:
@@ -219,9 +238,11 @@ def main() -> None:
     finally:
         sh("ip", "link", "set", "lo", "mtu", lo_mtu)
         sh("ip", "addr", "del", f"{HOSTS[1]}/8", "dev", "lo", check=False)
-    print(f"\nmesh helpers between two namespaces ({os.cpu_count()} CPUs; iperf3 {args.seconds} s); "
-          "ratio: to host (the two host addresses, same path MTU)\n")
-    head = f"{'setup':<24}" + "".join(f"{str(n) + ' stream(s)':>14}{'ratio':>7}{'cores/Gbit':>11}" for n in streams)
+    results = {name: {n: summary([r[n] for r in rs]) for n in streams} for name, rs in runs.items()}
+    print(f"\nmesh helpers between two namespaces ({os.cpu_count()} CPUs; iperf3 {args.seconds} s; "
+          f"{args.rounds} round(s), medians); ratio: to host (the two host addresses, same path MTU)\n")
+    head = f"{'setup':<26}" + "".join(f"{str(n) + ' stream(s)':>14}{'range':>13}{'ratio':>7}{'cores/Gbit':>11}"
+                                      for n in streams)
     print(head + "\n" + "-" * len(head))
     for name, r in results.items():
         base = results.get(f"host path {name.rsplit(' ', 1)[1]}")
@@ -229,11 +250,14 @@ def main() -> None:
         for n in streams:
             v = r[n]
             ratio = v["gbps"] / base[n]["gbps"] if base else 0
-            cells += f"{v['gbps']:>14.2f}{ratio:>7.2f}{v['cores_per_gbps'] if v['cores_per_gbps'] else 0:>11.2f}"
-        print(f"{name:<24}{cells}")
+            spread = f"{v['min_gbps']:.2f}-{v['max_gbps']:.2f}"
+            cells += (f"{v['gbps']:>14.2f}{spread:>13}{ratio:>7.2f}"
+                      f"{v['cores_per_gbps'] if v['cores_per_gbps'] else 0:>11.3f}")
+        print(f"{name:<26}{cells}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
-        json.dump({"cpus": os.cpu_count(), "seconds": args.seconds, "results": results}, fh, indent=1)
+        json.dump({"cpus": os.cpu_count(), "seconds": args.seconds, "rounds": args.rounds, "results": results,
+                   "runs": runs}, fh, indent=1)
     print(f"\nwrote {args.out}")
 
 
