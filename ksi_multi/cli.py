@@ -203,8 +203,8 @@ def status(job_id: str | None, as_json: bool, **kwargs) -> None:
 @main.command()
 @click.option("--job", "job_id", default=None, help="job id (default: the latest job)")
 @click.option("--seconds", type=click.IntRange(1, 600), default=5, show_default=True, help="length of each iperf3 run")
-@click.option("--streams", type=click.IntRange(2, 128), default=4, show_default=True,
-              help="TCP streams of the multi-stream run")
+@click.option("--streams", default="4", show_default=True, metavar="N[,N...]",
+              help="parallel TCP streams of the multi-stream run; several counts (2,4,8) sweep them")
 @click.option("--round-trips", type=click.IntRange(10, 1_000_000), default=2000, show_default=True,
               help="request-response round trips for the latency")
 @click.option("--only", default=None, metavar="ROUTES",
@@ -216,20 +216,21 @@ def status(job_id: str | None, as_json: bool, **kwargs) -> None:
               help="where bench-*.json, .md and .png go (default: the job directory)")
 @config_options
 @friendly_errors
-def bench(job_id: str | None, seconds: int, streams: int, round_trips: int, only: str | None,
+def bench(job_id: str | None, seconds: int, streams: str, round_trips: int, only: str | None,
           compare_with: Path | None, out_dir: Path | None, **kwargs) -> None:
     """Measure the network of a Ready job's cluster against its hosts' own, in one run on the same hosts.
 
     Pod<->pod on one node and across nodes, pod->Service, pod->outside and outside->NodePort: TCP with 1 and
-    N streams, UDP and request-response latency, each as a share of (or an increase over) the same
+    N streams (or several N: --streams 2,4,8), UDP and request-response latency, each as a share of (or an increase over) the same
     measurement between the hosts themselves, taken through `srun --jobid ID --overlap`.
     """
     from ksi_multi.bench.command import bench as run_bench
     from ksi_multi.bench.measure import Options
+    from ksi_multi.bench.plan import stream_counts
 
     explicit_image_dir = kwargs.get("image_dir")
     cfg = load_config(kwargs)
-    options = Options(seconds=seconds, streams=streams, round_trips=round_trips,
+    options = Options(seconds=seconds, streams=stream_counts(streams), round_trips=round_trips,
                       only=tuple(r.strip() for r in only.split(",") if r.strip()) if only else ())
     try:
         run_bench(cfg, job_id, options, compare_with, out_dir, click.echo,

@@ -150,7 +150,7 @@ def _ratio_cells(route: dict, base: str) -> str:
     """Value and ratio (throughput) or increase in % (latency) of each measure; "-" where none was taken."""
     v, r = route["values"], route["ratios"]
     cells = ""
-    for key in ("tcp_1", "tcp_n", "udp", "rr_p50", "rr_p99"):
+    for key in ("tcp_1", "tcp_4", "udp", "rr_p50", "rr_p99"):
         if key not in v or key not in r:
             cells += f"{'-':>8}{'':>7}"
         elif key.startswith("rr"):
@@ -172,7 +172,7 @@ def report(pods: dict[str, dict], starts: dict[str, dict], seconds: int) -> list
     for name, r in pods.items():
         base = r["routes"]["host-host"]["values"]
         lines.append(f"{name:<40}{r['link']:>6}{r['mtu']:>6}"
-                     + _ratio_cells(r["routes"]["pod-pod"], f"{base['tcp_1']:.2f} / {base['tcp_n']:.2f}, "
+                     + _ratio_cells(r["routes"]["pod-pod"], f"{base['tcp_1']:.2f} / {base['tcp_4']:.2f}, "
                                                             f"{base['rr_p50']:.0f} us"))
     lines += ["", "CPU during the whole run, % of one core (both hosts; busy/softirq: the whole machine):"]
     for name, r in pods.items():
@@ -195,7 +195,7 @@ def report_outside(rows: dict[str, dict]) -> list[str]:
         base = r["routes"]["host-host"]["values"]
         for key, what in (("pod-outside", "pod -> other host"), ("outside-nodeport", "host -> NodePort -> pod")):
             lines.append(f"{name + ': ' + what:<44}" + _ratio_cells(r["routes"][key], ""))
-        lines.append(f"{'  (host<->host in that run)':<44}{base['tcp_1']:>8.2f}{'':>7}{base['tcp_n']:>8.2f}{'':>7}"
+        lines.append(f"{'  (host<->host in that run)':<44}{base['tcp_1']:>8.2f}{'':>7}{base['tcp_4']:>8.2f}{'':>7}"
                      f"{base.get('udp', 0):>8.2f}{'':>7}{base['rr_p50']:>8.0f}")
     return lines
 
@@ -210,7 +210,7 @@ def plot(pods: dict[str, dict], starts: dict[str, dict], path) -> None:
     names = list(pods)
     ys = range(len(names))
     ratios = {n: pods[n]["routes"]["pod-pod"]["ratios"] for n in names}
-    for offset, key, label in ((-0.27, "tcp_1", "TCP 1 stream"), (0, "tcp_n", "TCP 4 streams"), (0.27, "udp", "UDP")):
+    for offset, key, label in ((-0.27, "tcp_1", "TCP 1 stream"), (0, "tcp_4", "TCP 4 streams"), (0.27, "udp", "UDP")):
         bw.barh([y + offset for y in ys], [ratios[n].get(key, 0) for n in names], height=0.27, label=label)
     bw.axvline(0.8, color="green", linestyle="--", label="goal 0.8")
     bw.set_yticks(list(ys), names)
@@ -245,7 +245,7 @@ def plot_outside(rows: dict[str, dict], path) -> None:
     bars = [(f"{name}: {what}", r["routes"][key]["ratios"]) for name, r in rows.items()
             for key, what in (("pod-outside", "pod -> host"), ("outside-nodeport", "host -> NodePort"))]
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.6 * len(bars)))
-    for i, (key, label) in enumerate((("tcp_1", "TCP 1 stream"), ("tcp_n", "TCP 4 streams"))):
+    for i, (key, label) in enumerate((("tcp_1", "TCP 1 stream"), ("tcp_4", "TCP 4 streams"))):
         ax.barh([y + (i - 0.5) * 0.4 for y in range(len(bars))], [r.get(key, 0) for _, r in bars], height=0.4,
                 label=label)
     ax.axvline(0.8, color="green", linestyle="--", label="goal 0.8")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ksi_multi.bench import report
 from ksi_multi.bench.hosts import JobHosts
-from ksi_multi.bench.plan import THROUGHPUT, Route, routes, runs, select
+from ksi_multi.bench.plan import Route, is_throughput, routes, runs, select
 from ksi_multi.bench.pods import IPERF_PORT, PROBE_PORT, BenchPods
 from ksi_multi.errors import KsiError
 from ksi_multi.resources import path as resource
@@ -27,7 +27,7 @@ UNREACHED = ("unable to connect", "Connection refused", "ConnectionRefusedError"
 @dataclass(frozen=True)
 class Options:
     seconds: int = 5
-    streams: int = 4
+    streams: tuple[int, ...] = (4,)  # the multi-stream TCP runs
     round_trips: int = 2000
     only: tuple[str, ...] = ()
 
@@ -61,19 +61,19 @@ class Bench:
         chosen = self.routes()
         try:
             self._start(chosen)
-            total = sum(len(runs(r)) for r in chosen)
+            total = sum(len(runs(r, self.options.streams)) for r in chosen)
             done = 0
             results: dict[str, dict[str, Any]] = {}
             for route in chosen:
                 values: dict[str, float] = {}
                 errors: dict[str, str] = {}
-                for what in runs(route):
+                for what in runs(route, self.options.streams):
                     done += 1
                     try:
                         values.update(self._measure(route, what))
                     except KsiError as exc:
                         errors[what] = exc.cause
-                    self.echo(_progress(done, total, route, what, values, errors, results, self.options.streams))
+                    self.echo(_progress(done, total, route, what, values, errors, results))
                 results[route.key] = {"key": route.key, "label": route.label, "baseline": route.baseline,
                                       "client": f"{route.client} on {route.client_node}",
                                       "target": f"{route.target} on {route.target_node}",
@@ -82,7 +82,7 @@ class Bench:
             self._stop()
         return report.with_ratios({
             "job_id": self.job_id, "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "nodes": sorted({self.a, self.b}), "seconds": self.options.seconds, "streams": self.options.streams,
+            "nodes": sorted({self.a, self.b}), "seconds": self.options.seconds, "streams": list(self.options.streams),
             "round_trips": self.options.round_trips, "routes": list(results.values())})
 
     def _start(self, chosen: list[Route]) -> None:
@@ -138,13 +138,13 @@ class Bench:
         return self.targets[route.target]
 
     def _measure(self, route: Route, what: str) -> dict[str, float]:
-        """One run of iperf3 (what: tcp_1, tcp_n, udp) or of the latency probe (rr) on the route."""
+        """One run of iperf3 (what: tcp_1, tcp_N, udp) or of the latency probe (rr) on the route."""
         target = self._target(route)
         seconds = self.options.seconds
-        if what in THROUGHPUT:
+        if is_throughput(what):
             cmd = ["-c", target.address, "-p", str(target.iperf), "-t", str(seconds), "-J", "--connect-timeout", "5000"]
-            if what == "tcp_n":
-                cmd += ["-P", str(self.options.streams)]
+            if what.startswith("tcp_"):
+                cmd += ["-P", what.removeprefix("tcp_")]
             if what == "udp":
                 cmd += ["-u", "-b", "0", "-l", str(UDP_LENGTH)]
             text = self._client(route, ["iperf3" if route.client == "pod" else self.iperf3, *cmd], seconds + 40)
@@ -177,12 +177,12 @@ class Bench:
 
 
 def _progress(done: int, total: int, route: Route, what: str, values: dict, errors: dict,
-              results: dict[str, dict], streams: int) -> str:
-    head = f"[{done:>2}/{total}] {route.label}: {report.HEADS[what].format(n=streams)}"
+              results: dict[str, dict]) -> str:
+    head = f"[{done:>2}/{total}] {route.label}: {report.head(what)}"
     if what in errors:
         return f"{head}: failed: {errors[what]}"
     base = results.get(route.baseline or "", {}).get("values", {})
-    if what in THROUGHPUT:
+    if is_throughput(what):
         relative = report.relative(what, values[what], base.get(what))
         return f"{head}: {values[what]:.2f} Gbit/s" + (f" ({relative} of the hosts')" if relative else "")
     relative = report.relative("rr_p50", values["rr_p50"], base.get("rr_p50"))

@@ -7,12 +7,39 @@ from dataclasses import dataclass
 
 from ksi_multi.errors import KsiError
 
-# Throughput in Gbit/s (ratios to the baseline: higher is better) and latency in microseconds (the increase
-# over the baseline, in %: lower is better).
-THROUGHPUT = ("tcp_1", "tcp_n", "udp")
+# Throughput in Gbit/s (ratios to the baseline: higher is better): TCP with 1 stream and with each count of
+# streams asked for ("tcp_4"), and UDP; latency in microseconds (the increase over the baseline, in %: lower
+# is better).
 LATENCY = ("rr_p50", "rr_p99")
-MEASURES = THROUGHPUT + LATENCY
-RUNS = (*THROUGHPUT, "rr")  # what runs: one request-response run gives both latencies
+MAX_STREAM_COUNTS = 8
+
+
+def tcp(streams: int) -> str:
+    return f"tcp_{streams}"
+
+
+def throughput(streams: tuple[int, ...]) -> tuple[str, ...]:
+    return (tcp(1), *(tcp(n) for n in streams if n != 1), "udp")
+
+
+def measures(streams: tuple[int, ...]) -> tuple[str, ...]:
+    return throughput(streams) + LATENCY
+
+
+def is_throughput(measure: str) -> bool:
+    return measure == "udp" or measure.startswith("tcp_")
+
+
+def stream_counts(text: str) -> tuple[int, ...]:
+    """`--streams 4` or a sweep `--streams 2,4,8`: the counts of parallel TCP streams, in order."""
+    try:
+        counts = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        counts = ()
+    if not counts or not all(2 <= n <= 128 for n in counts) or len(counts) > MAX_STREAM_COUNTS:
+        raise KsiError(f"bench: --streams {text!r} is not a list of stream counts",
+                       f"give 1 to {MAX_STREAM_COUNTS} counts between 2 and 128, e.g. --streams 4 or --streams 2,4,8")
+    return counts
 
 
 @dataclass(frozen=True)
@@ -48,8 +75,9 @@ def routes(a: str, b: str) -> list[Route]:
     return out
 
 
-def runs(route: Route) -> tuple[str, ...]:
-    return RUNS if route.udp else tuple(m for m in RUNS if m != "udp")
+def runs(route: Route, streams: tuple[int, ...]) -> tuple[str, ...]:
+    """What runs on the route: each throughput measure, then one request-response run (both latencies)."""
+    return tuple(m for m in (*throughput(streams), "rr") if route.udp or m != "udp")
 
 
 def select(chosen: list[Route], only: tuple[str, ...]) -> list[Route]:

@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ksi_multi.bench.plan import LATENCY, MEASURES, THROUGHPUT
+from ksi_multi.bench.plan import LATENCY, is_throughput, measures, tcp, throughput
 from ksi_multi.errors import KsiError
 
-HEADS = {"tcp_1": "TCP 1", "tcp_n": "TCP {n}", "udp": "UDP", "rr_p50": "RR p50", "rr_p99": "RR p99",
-         "rr": "request-response"}
+HEADS = {"udp": "UDP", "rr_p50": "RR p50", "rr_p99": "RR p99", "rr": "request-response"}
+
+
+def head(measure: str) -> str:
+    """A measure's column head: "TCP 4" for tcp_4."""
+    return f"TCP {measure.removeprefix('tcp_')}" if measure.startswith("tcp_") else HEADS[measure]
 
 
 def iperf_gbps(text: str, udp: bool) -> tuple[float, float | None]:
@@ -41,7 +45,7 @@ def with_ratios(result: dict[str, Any]) -> dict[str, Any]:
     for route in result["routes"]:
         base = by_key.get(route["baseline"] or route["key"], {}).get("values", {})
         route["ratios"] = {m: round(v / base[m], 4) for m, v in route["values"].items()
-                           if m in MEASURES and v and base.get(m)}
+                           if (is_throughput(m) or m in LATENCY) and v and base.get(m)}
     return result
 
 
@@ -50,7 +54,7 @@ def _cell(route: dict[str, Any], measure: str) -> tuple[str, str]:
     if value is None:
         run = "rr" if measure in LATENCY else measure
         return ("failed" if run in route.get("errors", {}) else "-"), ""
-    shown = f"{value:.2f}" if measure in THROUGHPUT else f"{value:.0f}"
+    shown = f"{value:.2f}" if is_throughput(measure) else f"{value:.0f}"
     return shown, _relative(measure, route["ratios"].get(measure))
 
 
@@ -62,15 +66,15 @@ def relative(measure: str, value: float, base: float | None) -> str:
 def _relative(measure: str, ratio: float | None) -> str:
     if ratio is None:
         return ""
-    return f"{ratio * 100:.0f}%" if measure in THROUGHPUT else f"{(ratio - 1) * 100:+.0f}%"
+    return f"{ratio * 100:.0f}%" if is_throughput(measure) else f"{(ratio - 1) * 100:+.0f}%"
 
 
-def _heads(result: dict[str, Any]) -> list[str]:
-    return [HEADS[m].format(n=result["streams"]) for m in MEASURES]
+def _measures(result: dict[str, Any]) -> tuple[str, ...]:
+    return measures(tuple(result["streams"]))
 
 
 def table(result: dict[str, Any]) -> list[str]:
-    heads = _heads(result)
+    heads = [head(m) for m in _measures(result)]
     labels = [r["label"] + ("" if r["baseline"] else " (baseline)") for r in result["routes"]]
     width = max(map(len, labels)) + 2
     top = f"{'path':<{width}}" + "".join(f"{h:>16}" for h in heads)
@@ -78,9 +82,9 @@ def table(result: dict[str, Any]) -> list[str]:
              f"{result['round_trips']} round trips): throughput in Gbit/s and in % of the hosts' own, "
              "request-response latency in us and its increase", "", top, "-" * len(top)]
     for label, route in zip(labels, result["routes"], strict=True):
-        cells = "".join(f"{v:>9}{r:>7}" for v, r in (_cell(route, m) for m in MEASURES))
+        cells = "".join(f"{v:>9}{r:>7}" for v, r in (_cell(route, m) for m in _measures(result)))
         lines.append(f"{label:<{width}}{cells}")
-    errors = [f"  {r['label']}, {HEADS[m].format(n=result['streams'])}: {why}" for r in result["routes"]
+    errors = [f"  {r['label']}, {head(m)}: {why}" for r in result["routes"]
               for m, why in r.get("errors", {}).items()]
     if errors:
         lines += ["", "failed measurements:", *errors]
@@ -88,16 +92,17 @@ def table(result: dict[str, Any]) -> list[str]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    heads = _heads(result)
+    heads = [head(m) for m in _measures(result)]
+    streams = ", ".join(str(n) for n in result["streams"])
     lines = [f"# ksi-multi bench, job {result['job_id']}", "",
-             f"Nodes {', '.join(result['nodes'])}; iperf3 {result['seconds']} s per run, {result['streams']} streams "
-             f"for TCP {result['streams']}, {result['round_trips']} request-response round trips; {result['when']}.",
+             f"Nodes {', '.join(result['nodes'])}; iperf3 {result['seconds']} s per run, TCP with 1 and {streams} "
+             f"parallel streams, {result['round_trips']} request-response round trips; {result['when']}.",
              "Throughput in Gbit/s (% of the baseline between the hosts themselves); latency in microseconds "
              "(increase over the baseline).", "",
              "| path | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
     for route in result["routes"]:
         cells = []
-        for m in MEASURES:
+        for m in _measures(result):
             value, ratio = _cell(route, m)
             cells.append(f"{value} ({ratio})" if ratio else value)
         label = route["label"] + (" **(baseline)**" if not route["baseline"] else "")
@@ -116,10 +121,10 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             lines.append(f"{route['label']:<{width}}not measured before")
             continue
         cells = []
-        for m in MEASURES:
+        for m in _measures(new):
             a, b = was.get("values", {}).get(m), route["values"].get(m)
             if a and b:
-                cells.append(f"{HEADS[m].format(n=new['streams'])} {a:.4g} -> {b:.4g} ({(b / a - 1) * 100:+.0f}%)")
+                cells.append(f"{head(m)} {a:.4g} -> {b:.4g} ({(b / a - 1) * 100:+.0f}%)")
         lines.append(f"{route['label']:<{width}}" + "; ".join(cells))
     return lines
 
@@ -132,6 +137,12 @@ def load(path) -> dict[str, Any]:
         raise KsiError(f"cannot read {path}: {exc}", "give --compare the bench-*.json of an earlier run") from None
     if not isinstance(data, dict) or not isinstance(data.get("routes"), list):
         raise KsiError(f"{path} is not a ksi-multi bench result", "give --compare the bench-*.json of an earlier run")
+    if isinstance(data.get("streams"), int):  # written before sweeps: one count, its runs named tcp_n
+        for route in data["routes"]:
+            for part in ("values", "ratios"):
+                if "tcp_n" in route.get(part, {}):
+                    route[part][tcp(data["streams"])] = route[part].pop("tcp_n")
+        data["streams"] = [data["streams"]]
     return data
 
 
@@ -147,9 +158,11 @@ def plot(result: dict[str, Any], path) -> bool:
     routes = [r for r in result["routes"] if r["baseline"]]
     fig, (bw, lat) = plt.subplots(1, 2, figsize=(14, 1.5 + 0.8 * len(routes)))
     ys = range(len(routes))
-    for i, m in enumerate(THROUGHPUT):
-        bw.barh([y + (i - 1) * 0.27 for y in ys], [r["ratios"].get(m, 0) * 100 for r in routes], height=0.27,
-                label=HEADS[m].format(n=result["streams"]))
+    bars = throughput(tuple(result["streams"]))
+    height = 0.8 / len(bars)
+    for i, m in enumerate(bars):
+        bw.barh([y + (i - (len(bars) - 1) / 2) * height for y in ys], [r["ratios"].get(m, 0) * 100 for r in routes],
+                height=height, label=head(m))
     bw.axvline(80, color="green", linestyle="--", label="80%")
     bw.set_yticks(list(ys), [r["label"] for r in routes])
     bw.invert_yaxis()

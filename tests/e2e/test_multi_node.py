@@ -427,7 +427,7 @@ def test_bench_measures_every_route_against_the_hosts_own_and_compares_runs(clus
                             "outside-nodeport"]
     assert {k: r["errors"] for k, r in routes.items() if r["errors"]} == {}
     for key, route in routes.items():
-        wanted = {"tcp_1", "tcp_n", "rr_p50", "rr_p99"} | ({"udp"} if key != "outside-nodeport" else set())
+        wanted = {"tcp_1", "tcp_4", "rr_p50", "rr_p99"} | ({"udp"} if key != "outside-nodeport" else set())
         assert wanted <= {m for m, v in route["values"].items() if v > 0}, (key, route)
         assert set(route["ratios"]) >= wanted, (key, route)
         base = routes[route["baseline"] or key]["values"]
@@ -435,12 +435,15 @@ def test_bench_measures_every_route_against_the_hosts_own_and_compares_runs(clus
     assert routes["pod-pod"]["baseline"] == "host-host" and routes["pod-pod-same"]["baseline"] == "host-loopback"
     assert "| pod<->pod, across nodes |" in cluster.sh(f"cat {out}/*.md").stdout
 
-    second = cluster.sh(f"ksi-multi bench --job {job} --seconds 1 --round-trips 100 --only pod-pod "
+    second = cluster.sh(f"ksi-multi bench --job {job} --seconds 1 --round-trips 100 --only pod-pod --streams 2,4 "
                         f"--compare {out}/{next(f for f in files if f.endswith('.json'))} --out {out}2",
                         timeout=600).stdout
     compared = second[second.index("compared with job"):]
     assert f"compared with job {job}" in compared and "pod<->pod, across nodes" in compared and "->" in compared
-    assert "pod-service" not in json.dumps(json.loads(cluster.sh(f"cat {out}2/*.json").stdout)["routes"])
+    swept = json.loads(cluster.sh(f"cat {out}2/*.json").stdout)
+    assert "pod-service" not in json.dumps(swept["routes"]) and swept["streams"] == [2, 4]
+    assert {"tcp_2", "tcp_4"} <= set(next(r for r in swept["routes"] if r["key"] == "pod-pod")["ratios"])
+    assert "TCP 2" in second and "TCP 4" in compared  # a column per count; compared where both runs have it
 
     kubectl = f"KUBECONFIG={cluster.status(job)['kubeconfig']} kubectl"
     _until("the bench namespaces to go", lambda: cluster.sh(
