@@ -15,11 +15,6 @@ from ksi_multi.image import golang
 from ksi_multi.run import CommandError, output, run
 
 WIREGUARD = "golang.zx2c4.com/wireguard"
-# listenNet in conn/bind_std.go, upstream and patched (wireguard-patch/README.md).
-LISTEN_NET = ('\tconn, err := listenConfig().ListenPacket(context.Background(), network, ":"+strconv.Itoa(port))\n'
-              '\tif err != nil {\n\t\treturn nil, 0, err\n\t}\n')
-LISTEN_NET_PATCHED = ('\tconn, err := listenPacket(context.Background(), network, strconv.Itoa(port))\n'
-                      '\tif err != nil {\n\t\treturn nil, port, err\n\t}\n')
 FIX = "check that the Go module proxy is reachable (go env GOPROXY) and that libc6-dev is installed"
 
 
@@ -27,16 +22,9 @@ def names() -> list[str]:
     return sorted(p.name for p in (resources.path("helpers") / "cmd").iterdir() if p.is_dir())
 
 
-def patch_listen_net(text: str) -> str:
-    """bind_std.go with listenNet calling listenPacket; an error when upstream's code is not as expected."""
-    if text.count(LISTEN_NET) != 1:
-        raise KsiError(f"{WIREGUARD}/conn/bind_std.go is not the code wireguard-patch/ was written for",
-                       "update ksi_multi/helpers/wireguard-patch to the version in go.mod")
-    return text.replace(LISTEN_NET, LISTEN_NET_PATCHED)
-
-
 def patch_files(source: Path) -> list[Path]:
-    """The data-path changes (wireguard-patch/*.patch, unified diffs against the module), in the order applied."""
+    """The changes to wireguard-go (wireguard-patch/*.patch, unified diffs against the module), in the order
+    applied."""
     return sorted((source / "wireguard-patch").glob("*.patch"))
 
 
@@ -53,9 +41,8 @@ def patched_wireguard(source: Path, env: dict[str, str]) -> Path:
     """A copy of the go.mod version of wireguard-go with wireguard-patch/ applied, made once per version."""
     module = json.loads(output(["go", "mod", "download", "-json", WIREGUARD], cwd=source, timeout=600,
                                extra_env=env, fix=FIX))
-    added = (source / "wireguard-patch" / "listenaddr.go").read_bytes()
     patches = patch_files(source)
-    digest = hashlib.sha256(added + LISTEN_NET_PATCHED.encode())
+    digest = hashlib.sha256()
     for file in patches:
         digest.update(file.read_bytes())
     patch = digest.hexdigest()[:12]  # a changed patch, a new copy
@@ -68,9 +55,6 @@ def patched_wireguard(source: Path, env: dict[str, str]) -> Path:
     for folder, _, _ in os.walk(staging):
         os.chmod(folder, 0o755)
     try:
-        bind = staging / "conn" / "bind_std.go"
-        bind.write_text(patch_listen_net(bind.read_text()))
-        (staging / "conn" / "listenaddr_ksi.go").write_bytes(added)
         for file in patches:
             apply_patch(staging, file)
     except KsiError:
@@ -89,7 +73,7 @@ def build(cache_root: Path, out_dir: Path) -> dict[str, Path]:
     """Static binaries (the cgo namespace constructor linked in), one per program; returns name -> path."""
     golang.require("the helpers (ksi-wg)")
     if not shutil.which("patch"):
-        raise KsiError("no patch program: the helpers' build changes wireguard-go's data path with it",
+        raise KsiError("no patch program: the helpers' build changes wireguard-go with it",
                        "install it (apt install patch)")
     if not shutil.which("gcc"):
         raise KsiError("no C compiler: the helpers link a small C part statically",

@@ -1,4 +1,4 @@
-"""The change the image build makes to wireguard-go's bind (ksi_multi/helpers/wireguard-patch)."""
+"""The changes the image build makes to wireguard-go (ksi_multi/helpers/wireguard-patch)."""
 
 import shutil
 from pathlib import Path
@@ -11,15 +11,6 @@ from ksi_multi.image import helpers
 MODCACHE = Path("/var/cache/ksi-multi/go/v1/gomodcache")
 
 
-def test_listen_net_is_patched_once_and_unexpected_code_is_refused():
-    upstream = "func listenNet(network string, port int) (*net.UDPConn, int, error) {\n" + helpers.LISTEN_NET + "\t// x\n"
-    patched = helpers.patch_listen_net(upstream)
-    assert "listenPacket(context.Background(), network, strconv.Itoa(port))" in patched
-    assert "return nil, port, err" in patched and "ListenPacket" not in patched
-    with pytest.raises(KsiError, match="not the code wireguard-patch/ was written for"):
-        helpers.patch_listen_net(upstream.replace("return nil, 0, err", "return nil, 0, fmt.Errorf(\"%w\", err)"))
-
-
 def test_the_pinned_wireguard_go_takes_every_change(tmp_path):
     """The version in go.mod, from the module cache the image build fills (skipped before the first build)."""
     source = Path(helpers.resources.path("helpers"))
@@ -30,12 +21,13 @@ def test_the_pinned_wireguard_go_takes_every_change(tmp_path):
         pytest.skip(f"{module} not downloaded yet (ksi-multi image build fetches it)")
     for folder in ("conn", "tun"):
         shutil.copytree(module / folder, tmp_path / folder, copy_function=shutil.copyfile)
-    bind = tmp_path / "conn" / "bind_std.go"
-    bind.write_text(helpers.patch_listen_net(bind.read_text()))
-    assert "listenPacket" in bind.read_text()
     for patch in helpers.patch_files(source):
         helpers.apply_patch(tmp_path, patch)
-    assert "var SendVectors bool" in bind.read_text()
+    bind = (tmp_path / "conn" / "bind_std.go").read_text()
+    assert "listenPacket(context.Background(), network, strconv.Itoa(port))" in bind
+    assert "return nil, port, err" in bind and "ListenPacket" not in bind
+    assert "var ListenAddress netip.Addr" in (tmp_path / "conn" / "listenaddr_ksi.go").read_text()
+    assert "var SendVectors bool" in bind
     assert "var PartialChecksums bool" in (tmp_path / "tun" / "checksum_partial_linux.go").read_text()
 
 
