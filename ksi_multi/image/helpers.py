@@ -69,6 +69,17 @@ def patched_wireguard(source: Path, env: dict[str, str]) -> Path:
     return target
 
 
+def patched_modfile(source: Path, wireguard: Path, env: dict[str, str]) -> Path:
+    """The go.mod the helpers are built and tested with: the package's own stays as shipped; this copy replaces
+    wireguard-go by the patched copy `wireguard` (beside it, with its go.sum)."""
+    modfile = wireguard.with_name(wireguard.name + ".helpers.mod")
+    shutil.copyfile(source / "go.mod", modfile)
+    shutil.copyfile(source / "go.sum", modfile.with_suffix(".sum"))
+    run(["go", "mod", "edit", f"-modfile={modfile}", f"-replace={WIREGUARD}={wireguard}"], cwd=source, timeout=60,
+        extra_env=env)
+    return modfile
+
+
 def build(cache_root: Path, out_dir: Path) -> dict[str, Path]:
     """Static binaries (the cgo namespace constructor linked in), one per program; returns name -> path."""
     golang.require("the helpers (ksi-wg)")
@@ -80,13 +91,7 @@ def build(cache_root: Path, out_dir: Path) -> dict[str, Path]:
                        "install gcc and the static C library (apt install gcc libc6-dev)")
     source = resources.path("helpers")
     env = golang.env(cache_root)
-    wireguard = patched_wireguard(source, env)
-    # The package's go.mod stays as shipped; the build reads a copy that replaces wireguard-go by the patched one.
-    modfile = wireguard.with_name(wireguard.name + ".helpers.mod")
-    shutil.copyfile(source / "go.mod", modfile)
-    shutil.copyfile(source / "go.sum", modfile.with_suffix(".sum"))
-    run(["go", "mod", "edit", f"-modfile={modfile}", f"-replace={WIREGUARD}={wireguard}"], cwd=source, timeout=60,
-        extra_env=env)
+    modfile = patched_modfile(source, patched_wireguard(source, env), env)
     out_dir.mkdir(parents=True, exist_ok=True)
     built = {}
     for name in names():

@@ -16,10 +16,8 @@ def test_the_go_tests_of_the_helpers_and_of_the_patched_wireguard_go_pass(images
     env = golang.env(default_cache())  # the image build fetched every module into this cache
     source = resources.path("helpers")
     wireguard = helpers.patched_wireguard(source, env)
-    modfile = wireguard.with_name(wireguard.name + ".helpers.mod")
-    # wireguard-patch/ holds a file of wireguard-go's conn package, not a package of its own
-    packages = sorted({f"./{f.parent.relative_to(source)}" for f in source.rglob("*.go") if "wireguard-patch" not in f.parts})
-    ours = run(["go", "test", f"-modfile={modfile}", *packages], cwd=source, extra_env={"CGO_ENABLED": "1", **env},
+    modfile = helpers.patched_modfile(source, wireguard, env)
+    ours = run(["go", "test", f"-modfile={modfile}", "./..."], cwd=source, extra_env={"CGO_ENABLED": "1", **env},
                timeout=900)
     assert "ok  \tgithub.com/ksi-multi/helpers/plainmesh" in ours.stdout, ours.stdout
     patched = run(["go", "test", "./tun/", "./conn/"], cwd=wireguard, extra_env=env, timeout=900)
