@@ -14,7 +14,7 @@ from typing import Any
 
 from ksi_multi.bench import report
 from ksi_multi.bench.hosts import JobHosts
-from ksi_multi.bench.plan import Route, is_throughput, routes, runs, select
+from ksi_multi.bench.plan import Route, is_throughput, routes, runs, select, streams_of
 from ksi_multi.bench.pods import IPERF_PORT, PROBE_PORT, BenchPods
 from ksi_multi.errors import KsiError
 from ksi_multi.resources import path as resource
@@ -143,8 +143,8 @@ class Bench:
         seconds = self.options.seconds
         if is_throughput(what):
             cmd = ["-c", target.address, "-p", str(target.iperf), "-t", str(seconds), "-J", "--connect-timeout", "5000"]
-            if what.startswith("tcp_"):
-                cmd += ["-P", what.removeprefix("tcp_")]
+            if streams := streams_of(what):
+                cmd += ["-P", str(streams)]
             if what == "udp":
                 cmd += ["-u", "-b", "0", "-l", str(UDP_LENGTH)]
             text = self._client(route, ["iperf3" if route.client == "pod" else self.iperf3, *cmd], seconds + 40)

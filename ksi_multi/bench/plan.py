@@ -18,8 +18,13 @@ def tcp(streams: int) -> str:
     return f"tcp_{streams}"
 
 
+def streams_of(measure: str) -> int | None:
+    """The parallel TCP streams of a measure ("tcp_4": 4); None for UDP and latency."""
+    return int(measure.removeprefix("tcp_")) if measure.startswith("tcp_") else None
+
+
 def throughput(streams: tuple[int, ...]) -> tuple[str, ...]:
-    return (tcp(1), *(tcp(n) for n in streams if n != 1), "udp")
+    return (tcp(1), *(tcp(n) for n in streams), "udp")  # stream_counts: every n >= 2
 
 
 def measures(streams: tuple[int, ...]) -> tuple[str, ...]:
@@ -27,7 +32,7 @@ def measures(streams: tuple[int, ...]) -> tuple[str, ...]:
 
 
 def is_throughput(measure: str) -> bool:
-    return measure == "udp" or measure.startswith("tcp_")
+    return measure == "udp" or streams_of(measure) is not None
 
 
 def stream_counts(text: str) -> tuple[int, ...]:

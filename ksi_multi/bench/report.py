@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ksi_multi.bench.plan import LATENCY, is_throughput, measures, tcp, throughput
+from ksi_multi.bench.plan import LATENCY, is_throughput, measures, streams_of, tcp, throughput
 from ksi_multi.errors import KsiError
 
 HEADS = {"udp": "UDP", "rr_p50": "RR p50", "rr_p99": "RR p99", "rr": "request-response"}
@@ -15,7 +15,8 @@ HEADS = {"udp": "UDP", "rr_p50": "RR p50", "rr_p99": "RR p99", "rr": "request-re
 
 def head(measure: str) -> str:
     """A measure's column head: "TCP 4" for tcp_4."""
-    return f"TCP {measure.removeprefix('tcp_')}" if measure.startswith("tcp_") else HEADS[measure]
+    streams = streams_of(measure)
+    return f"TCP {streams}" if streams else HEADS[measure]
 
 
 def iperf_gbps(text: str, udp: bool) -> tuple[float, float | None]:
