@@ -213,7 +213,7 @@ def main() -> None:
     lo_mtu = sh("cat", "/sys/class/net/lo/mtu").strip()
     runs: dict[str, list[dict]] = {}
     try:
-        for mtu, _ in [(int(m), r) for r in range(args.rounds) for m in args.mtus.split(",")]:
+        for mtu in [int(m) for _ in range(args.rounds) for m in args.mtus.split(",")]:
             sh("ip", "link", "set", "lo", "mtu", str(mtu))
             for kind in args.meshes.split(","):
                 ns = Namespaces()
