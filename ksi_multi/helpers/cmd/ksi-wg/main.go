@@ -166,8 +166,12 @@ func cmdUp(argv []string) error {
 	// authenticates every byte), and a batch of packets goes to the kernel as vectors (wireguard-patch/).
 	tun.PartialChecksums = !*stock && tdev.BatchSize() > 1
 	conn.SendVectors = !*stock
-	datapath := map[bool]string{true: "partial", false: "full"}[tun.PartialChecksums] + " checksums, " +
-		map[bool]string{true: "vector", false: "copying"}[conn.SendVectors] + " sends"
+	datapath := "partial checksums, vector sends"
+	if *stock {
+		datapath = "stock data path (full checksums, copying sends)"
+	} else if !tun.PartialChecksums {
+		datapath = "full checksums (no vnet header), vector sends"
+	}
 	fmt.Fprintf(os.Stderr, "ksi-wg: tun %s mtu %d, offload %s, %s\n", name, mtu, offload, datapath)
 
 	if *listenAddr != "" {
